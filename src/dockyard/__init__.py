@@ -1,0 +1,41 @@
+"""Dockyard: durable jobs — processes, Python functions, and soon containers and HTTP calls.
+
+The public API is what ``__all__`` lists::
+
+    import dockyard
+
+    with dockyard.connect() as client:          # the embedded store in ~/.dockyard
+        client.register({"executor": "process", "command": ["echo", "hi"]}, name="hello")
+        job = client.submit("hello")
+        print(client.wait(job.id).state)
+"""
+
+from __future__ import annotations
+
+from dockyard.client import Client, connect
+from dockyard.domain.jobs import SubmitRequest
+from dockyard.domain.records import Attempt, Definition, Job
+from dockyard.domain.states import DefinitionStatus, JobState
+from dockyard.errors import (
+    ConflictError,
+    DockyardError,
+    NotFoundError,
+    StorageError,
+    ValidationError,
+)
+
+__all__ = [
+    "Attempt",
+    "Client",
+    "ConflictError",
+    "Definition",
+    "DefinitionStatus",
+    "DockyardError",
+    "Job",
+    "JobState",
+    "NotFoundError",
+    "StorageError",
+    "SubmitRequest",
+    "ValidationError",
+    "connect",
+]

@@ -1,0 +1,295 @@
+"""The facade and composition root: the only thing the CLI, the SDK and (later) the API call.
+
+:class:`Dockyard` wires storage, the log store, executors and the clock together and exposes the
+operations users have: definitions, jobs, logs and running a worker. Every method validates its
+input before it writes, so a bad request changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dockyard.domain import transitions
+from dockyard.domain.clock import Clock, SystemClock
+from dockyard.domain.definitions import check_name, parse_definition, parse_definition_ref
+from dockyard.domain.jobs import SubmitRequest, new_job
+from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.states import TERMINAL_STATES, DefinitionStatus, JobState
+from dockyard.errors import ConflictError, NotFoundError, ValidationError
+from dockyard.executors import Executor, ProcessExecutor, PythonExecutor
+from dockyard.logs import LocalLogStore
+from dockyard.runtime import Worker, WorkerConfig
+from dockyard.settings import Settings
+from dockyard.storage import JobQuery, Storage, WorkerInfo, open_storage
+
+__all__ = ["Dockyard", "Submitted", "WorkerConfig", "WorkerInfo", "upgrade_store"]
+
+MAX_BATCH = 10_000
+#: How often ``wait`` and ``follow_log`` look again when no change was signalled.
+WAIT_POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submitted:
+    job: Job
+    #: False when the idempotency key matched an earlier job, which is returned instead.
+    created: bool
+
+
+async def upgrade_store(settings: Settings) -> list[str]:
+    """Apply the store's missing migrations (``dockyard db upgrade``); return their names."""
+    storage = open_storage(settings.url)
+    try:
+        return await storage.migrate()
+    finally:
+        await storage.close()
+
+
+class Dockyard:
+    """One Dockyard: a store, a log store, executors and a clock."""
+
+    def __init__(self, *, settings: Settings, storage: Storage, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.clock: Clock = clock or SystemClock()
+        self.logs = LocalLogStore(settings.log_dir)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, clock: Clock | None = None) -> Dockyard:
+        """Open the store named by the settings and bring its schema up to date."""
+        storage = open_storage(settings.url)
+        await storage.migrate()
+        return cls(settings=settings, storage=storage, clock=clock)
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    async def register_definition(
+        self, document: Mapping[str, Any], name: str | None = None
+    ) -> Definition:
+        """Register ``document`` as the next revision of its name (``name`` wins over the document's)."""
+        name = check_name(name if name is not None else document.get("name"), "name")
+        spec = parse_definition({**document, "name": name})
+        return await self.storage.insert_definition(name, spec, self.clock.now())
+
+    async def get_definition(self, ref: str) -> Definition:
+        """``name`` (latest ACTIVE revision) or ``name:revision``."""
+        name, revision = parse_definition_ref(ref)
+        definition = await self.storage.get_definition(name, revision)
+        if definition is None:
+            revisions = await self.storage.list_definitions(name)
+            if revisions and revision is None:
+                raise NotFoundError("active revision of definition", name)
+            raise NotFoundError("definition", ref)
+        return definition
+
+    async def definition_revisions(self, name: str) -> list[Definition]:
+        revisions = await self.storage.list_definitions(check_name(name, "definition"))
+        if not revisions:
+            raise NotFoundError("definition", name)
+        return revisions
+
+    async def list_definitions(self) -> list[Definition]:
+        """The latest revision of every definition."""
+        return await self.storage.list_definitions()
+
+    async def deregister_definition(self, ref: str) -> Definition:
+        name, revision = parse_definition_ref(ref)
+        if revision is None:
+            raise ValidationError("definition", "name the revision to deregister, as NAME:REVISION")
+        definition = await self.storage.set_definition_status(
+            name, revision, DefinitionStatus.INACTIVE
+        )
+        if definition is None:
+            raise NotFoundError("definition", ref)
+        return definition
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def submit(self, request: SubmitRequest) -> Submitted:
+        (submitted,) = await self.submit_many([request])
+        return submitted
+
+    async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Submitted]:
+        """Submit many jobs in one transaction; all are validated before any is written."""
+        if len(requests) > MAX_BATCH:
+            raise ValidationError("jobs", f"at most {MAX_BATCH} jobs per call")
+        now = self.clock.now()
+        definitions: dict[str, Definition] = {}
+        jobs = []
+        for index, request in enumerate(requests):
+            if request.definition not in definitions:
+                definitions[request.definition] = await self.get_definition(request.definition)
+            try:
+                jobs.append(new_job(request, definitions[request.definition], now))
+            except ValidationError as error:
+                if len(requests) == 1:
+                    raise
+                raise ValidationError(f"jobs[{index}].{error.field}", error.rule) from None
+        inserted = await self.storage.insert_jobs(jobs)
+        return [Submitted(job=item.job, created=item.created) for item in inserted]
+
+    async def get_job(self, job_id: str) -> Job:
+        job = await self.storage.get_job(JobId(job_id))
+        if job is None:
+            raise NotFoundError("job", job_id)
+        return job
+
+    async def list_jobs(
+        self,
+        *,
+        states: Sequence[str] = (),
+        queue: str | None = None,
+        definition: str | None = None,
+        group: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[Job]:
+        try:
+            parsed = frozenset(JobState(state.upper()) for state in states)
+        except ValueError:
+            raise ValidationError("state", f"must be one of {', '.join(JobState)}") from None
+        if not 1 <= limit <= 10_000:
+            raise ValidationError("limit", "must be from 1 to 10000")
+        return await self.storage.list_jobs(
+            JobQuery(
+                states=parsed,
+                queue=queue,
+                definition_name=None if definition is None else parse_definition_ref(definition)[0],
+                group_key=group,
+                limit=limit,
+                before=None if before is None else JobId(before),
+            )
+        )
+
+    async def cancel(self, job_id: str, reason: str | None = None) -> Job:
+        """Cancel a job that has not finished; a running attempt is stopped within seconds."""
+        job = await self.get_job(job_id)
+        if job.state in TERMINAL_STATES:
+            raise ConflictError(f"job {job_id} is already {job.state}")
+        await self._apply_or_conflict(transitions.cancel(job, self.clock.now(), reason), job)
+        return await self.get_job(job_id)
+
+    async def retry(self, job_id: str) -> Job:
+        """Requeue a FAILED or CANCELLED job with its attempts renewed."""
+        job = await self.get_job(job_id)
+        if job.state not in (JobState.FAILED, JobState.CANCELLED):
+            raise ConflictError(
+                f"job {job_id} is {job.state}; only FAILED or CANCELLED jobs can be retried"
+            )
+        await self._apply_or_conflict(transitions.requeue(job, self.clock.now()), job)
+        return await self.get_job(job_id)
+
+    async def _apply_or_conflict(self, transition: transitions.Transition, job: Job) -> None:
+        (applied,) = await self.storage.apply([transition])
+        if not applied:
+            raise ConflictError(f"job {job.id} changed state meanwhile; try again")
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Return the job once it is SUCCEEDED, FAILED or CANCELLED."""
+        async with asyncio.timeout(timeout):
+            while True:
+                token = self.storage.change_token()
+                job = await self.get_job(job_id)
+                if job.state in TERMINAL_STATES:
+                    return job
+                await self.storage.wait_for_change(token, WAIT_POLL_SECONDS)
+
+    # -- logs -----------------------------------------------------------------------------------
+
+    async def read_log(self, job_id: str, attempt: int | None = None) -> bytes:
+        """The whole log of one attempt (the latest by default)."""
+        job = await self.get_job(job_id)
+        number = self._attempt_number(job, attempt)
+        return b"" if number == 0 else self.logs.read(job.id, number, 0, None)
+
+    async def follow_log(
+        self, job_id: str, attempt: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """Yield the log as it is written, across retries, until the job ends."""
+        job = await self.get_job(job_id)
+        number = self._attempt_number(job, attempt)
+        number = max(number, 1)
+        offset = 0
+        while True:
+            token = self.storage.change_token()
+            chunk = self.logs.read(job.id, number, offset)
+            if chunk:
+                offset += len(chunk)
+                yield chunk
+                continue
+            job = await self.get_job(job_id)
+            # An attempt writes its last bytes before its state changes: read them first.
+            rest = self.logs.read(job.id, number, offset, None)
+            if rest:
+                offset += len(rest)
+                yield rest
+            if attempt is None and job.attempt_count > number:
+                number, offset = number + 1, 0  # the next attempt began
+                continue
+            if job.state in TERMINAL_STATES:
+                return
+            await self.storage.wait_for_change(token, WAIT_POLL_SECONDS)
+
+    @staticmethod
+    def _attempt_number(job: Job, attempt: int | None) -> int:
+        if attempt is None:
+            return job.attempt_count
+        if not 1 <= attempt <= max(job.attempt_count, 1):
+            raise NotFoundError("attempt", f"{job.id} #{attempt}")
+        return attempt
+
+    # -- workers --------------------------------------------------------------------------------
+
+    def executors(self) -> dict[str, Executor]:
+        base = dict(os.environ)
+        return {
+            "process": ProcessExecutor(base),
+            "python": PythonExecutor(base, search_path=[os.getcwd()]),
+        }
+
+    def worker(self, config: WorkerConfig, *, rng: random.Random | None = None) -> Worker:
+        if config.concurrency < 1:
+            raise ValidationError("concurrency", "must be at least 1")
+        if config.queues is not None:
+            for queue in config.queues:
+                check_name(queue, "queues")
+        return Worker(
+            storage=self.storage,
+            executors=self.executors(),
+            logs=self.logs,
+            clock=self.clock,
+            config=config,
+            rng=rng,
+        )
+
+    async def run_worker(self, config: WorkerConfig, *, handle_signals: bool = True) -> Worker:
+        """Run a worker until SIGTERM or SIGINT (graceful: see :meth:`Worker.stop`)."""
+        worker = self.worker(config)
+        if handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, worker.stop)
+        try:
+            await worker.run()
+        finally:
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+        return worker
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        return await self.storage.list_workers()
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home

@@ -1,0 +1,61 @@
+"""The root ``dockyard`` group and the error boundary: user mistakes print one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dockyard.cli.context import CliContext
+from dockyard.cli.definitions import definitions
+from dockyard.cli.jobs import jobs, submit
+from dockyard.cli.services import db, up, worker
+from dockyard.errors import DockyardError, NotFoundError
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option(
+    "--home", envvar="DOCKYARD_HOME", show_envvar=True, help="Dockyard's home [~/.dockyard]."
+)
+@click.option(
+    "--url",
+    envvar="DOCKYARD_URL",
+    show_envvar=True,
+    help="The store, e.g. sqlite:////path/to.db [sqlite:///<home>/dockyard.db].",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", help="Output format."
+)
+@click.version_option(package_name="dockyard")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, url: str | None, output: str) -> None:
+    """Dockyard runs jobs: container images, scripts, HTTP calls and Python functions."""
+    ctx.obj = CliContext(home=home, url=url, output=output)
+
+
+cli.add_command(definitions)
+cli.add_command(submit)
+cli.add_command(jobs)
+cli.add_command(worker)
+cli.add_command(up)
+cli.add_command(db)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except NotFoundError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except DockyardError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""The pure core: records, states, transitions and policies. Standard library only."""

@@ -1,0 +1,368 @@
+"""Definition documents: parse and validate what users write, and write it back the same way.
+
+A definition document is the mapping a user writes in YAML or JSON (or that the CLI builds from
+flags). :func:`parse_definition` checks every field and names the first one at fault;
+:func:`definition_document` turns a spec back into the same shape, so storage, the CLI and the API
+all speak one format. Hand-written rather than pydantic because the domain is standard library only
+(DESIGN.md §4); pydantic validates at the HTTP edge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from dockyard.domain.records import (
+    DEFAULT_KILL_GRACE,
+    DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_QUEUE,
+    DefinitionSpec,
+    ExecutorSpec,
+    ProcessSpec,
+    PythonSpec,
+    Resources,
+)
+from dockyard.domain.retry import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_MAX,
+    ExitAction,
+    ExitRule,
+    RetryPolicy,
+    is_valid_exit_code_glob,
+    is_valid_reason_glob,
+)
+from dockyard.errors import ValidationError
+
+__all__ = [
+    "EXECUTOR_KINDS",
+    "check_env_name",
+    "check_name",
+    "check_queue",
+    "definition_document",
+    "parse_definition",
+    "parse_definition_ref",
+]
+
+EXECUTOR_KINDS = ("process", "python")
+MAX_ATTEMPTS = 10
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FUNCTION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_COMMON_FIELDS = frozenset(
+    {
+        "name",
+        "executor",
+        "environment",
+        "resources",
+        "timeout",
+        "kill_grace",
+        "retry",
+        "queue",
+        "log_max_bytes",
+        "parameters",
+        "description",
+    }
+)
+_EXECUTOR_FIELDS = {
+    "process": frozenset({"command", "shell", "working_dir"}),
+    "python": frozenset({"function", "isolation"}),
+}
+
+T = TypeVar("T")
+
+
+def check_name(name: object, field: str = "name") -> str:
+    """Definition names follow AWS Batch: 1–128 letters, digits, hyphens and underscores."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValidationError(
+            field, "must be 1-128 letters, digits, hyphens or underscores, starting alphanumeric"
+        )
+    return name
+
+
+def check_queue(queue: object, field: str = "queue") -> str:
+    return check_name(queue, field)
+
+
+def check_env_name(name: object, field: str) -> str:
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise ValidationError(
+            field, "must be a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+        )
+    if name.startswith("DOCKYARD_"):
+        raise ValidationError(field, "names starting with DOCKYARD_ are reserved")
+    return name
+
+
+def parse_definition_ref(ref: str) -> tuple[str, int | None]:
+    """``name`` or ``name:revision`` → (name, revision or None for the latest ACTIVE)."""
+    name, sep, revision = ref.partition(":")
+    check_name(name, "definition")
+    if not sep:
+        return name, None
+    if not revision.isdigit() or int(revision) < 1:
+        raise ValidationError("definition", f"revision in {ref!r} must be a positive integer")
+    return name, int(revision)
+
+
+def parse_definition(doc: Mapping[str, Any]) -> DefinitionSpec:
+    """Validate a definition document; raise :class:`ValidationError` naming the first bad field."""
+    if not isinstance(doc, Mapping):
+        raise ValidationError("definition", "must be a mapping of fields")
+    kind = doc.get("executor")
+    if kind not in EXECUTOR_KINDS:
+        raise ValidationError("executor", f"must be one of {', '.join(EXECUTOR_KINDS)}")
+    allowed = _COMMON_FIELDS | _EXECUTOR_FIELDS[kind]
+    for key in doc:
+        if key not in allowed:
+            raise ValidationError(str(key), f"is not a field of a {kind} definition")
+    return DefinitionSpec(
+        executor=_parse_executor(kind, doc),
+        environment=parse_environment(doc.get("environment", {}), "environment"),
+        resources=_parse_resources(doc.get("resources", {})),
+        timeout_seconds=_optional(doc, "timeout", _positive_number),
+        kill_grace_seconds=_optional(doc, "kill_grace", _non_negative_number) or DEFAULT_KILL_GRACE,
+        retry=_parse_retry(doc.get("retry", {})),
+        queue=check_queue(doc.get("queue", DEFAULT_QUEUE)),
+        log_max_bytes=_optional(doc, "log_max_bytes", _log_cap) or DEFAULT_LOG_MAX_BYTES,
+        parameters=_string_map(doc.get("parameters", {}), "parameters"),
+        description=_string(doc.get("description", ""), "description"),
+    )
+
+
+def _parse_executor(kind: str, doc: Mapping[str, Any]) -> ExecutorSpec:
+    if kind == "process":
+        shell = doc.get("shell", False)
+        if not isinstance(shell, bool):
+            raise ValidationError("shell", "must be true or false")
+        working_dir = doc.get("working_dir")
+        if working_dir is not None:
+            _string(working_dir, "working_dir")
+        return ProcessSpec(
+            command=parse_command(doc.get("command"), "command", shell=shell),
+            shell=shell,
+            working_dir=working_dir,
+        )
+    function = doc.get("function")
+    if not isinstance(function, str) or not _FUNCTION.match(function):
+        raise ValidationError("function", "must be 'package.module:function'")
+    isolation = doc.get("isolation", "inline")
+    if isolation not in ("inline", "subprocess"):
+        raise ValidationError("isolation", "must be 'inline' or 'subprocess'")
+    return PythonSpec(function=function, isolation=isolation)
+
+
+def parse_command(value: object, field: str, *, shell: bool = False) -> tuple[str, ...]:
+    """A non-empty argv of strings; a plain string is taken as one shell line."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise ValidationError(field, "must be a non-empty list of strings")
+    if not all(isinstance(arg, str) for arg in value):
+        raise ValidationError(field, "must be a list of strings")
+    if value[0] == "":
+        raise ValidationError(field, "the program must not be an empty string")
+    if shell and len(value) != 1:
+        raise ValidationError(field, "must be a single shell line when shell is true")
+    return tuple(value)
+
+
+def parse_environment(value: object, field: str) -> dict[str, str]:
+    env = _string_map(value, field)
+    for name in env:
+        check_env_name(name, f"{field}.{name}")
+    return env
+
+
+def _parse_resources(value: object) -> Resources:
+    doc = _mapping(value, "resources", {"vcpus", "memory_mib", "gpus"})
+    return Resources(
+        vcpus=_optional(doc, "vcpus", _positive_number, "resources."),
+        memory_mib=_optional(doc, "memory_mib", _positive_int, "resources."),
+        gpus=_optional(doc, "gpus", _non_negative_int, "resources."),
+    )
+
+
+def _parse_retry(value: object) -> RetryPolicy:
+    doc = _mapping(value, "retry", {"attempts", "backoff_base", "backoff_max", "evaluate_on_exit"})
+    attempts = _optional(doc, "attempts", check_attempts, "retry.") or 1
+    base = _optional(doc, "backoff_base", _non_negative_number, "retry.")
+    maximum = _optional(doc, "backoff_max", _non_negative_number, "retry.")
+    rules = doc.get("evaluate_on_exit", [])
+    if not isinstance(rules, list) or len(rules) > 5:
+        raise ValidationError("retry.evaluate_on_exit", "must be a list of at most 5 rules")
+    return RetryPolicy(
+        attempts=attempts,
+        backoff_base=DEFAULT_BACKOFF_BASE if base is None else base,
+        backoff_max=DEFAULT_BACKOFF_MAX if maximum is None else maximum,
+        evaluate_on_exit=tuple(
+            _parse_rule(rule, f"retry.evaluate_on_exit[{i}]") for i, rule in enumerate(rules)
+        ),
+    )
+
+
+def _parse_rule(value: object, field: str) -> ExitRule:
+    doc = _mapping(value, field, {"action", "on_exit_code", "on_reason", "on_status_reason"})
+    action = doc.get("action")
+    if not isinstance(action, str) or action.upper() not in ExitAction.__members__:
+        raise ValidationError(f"{field}.action", "must be RETRY or EXIT")
+    globs: dict[str, str | None] = {}
+    for key, check, rule in (
+        ("on_exit_code", is_valid_exit_code_glob, "digits with an optional trailing *"),
+        (
+            "on_reason",
+            is_valid_reason_glob,
+            "letters, digits, '.', ':' and spaces, optional trailing *",
+        ),
+        (
+            "on_status_reason",
+            is_valid_reason_glob,
+            "letters, digits, '.', ':' and spaces, optional trailing *",
+        ),
+    ):
+        glob = doc.get(key)
+        if glob is not None and (not isinstance(glob, str | int) or not check(str(glob))):
+            raise ValidationError(
+                f"{field}.{key}", f"must be a glob of {rule} (at most 512 characters)"
+            )
+        globs[key] = None if glob is None else str(glob)
+    if not any(globs.values()):
+        raise ValidationError(
+            field, "needs at least one of on_exit_code, on_reason, on_status_reason"
+        )
+    return ExitRule(action=ExitAction(action.upper()), **globs)
+
+
+def check_attempts(value: object, field: str = "attempts") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ATTEMPTS:
+        raise ValidationError(field, f"must be an integer from 1 to {MAX_ATTEMPTS}")
+    return value
+
+
+def check_timeout(value: object, field: str = "timeout") -> float:
+    return _positive_number(value, field)
+
+
+def _optional(
+    doc: Mapping[str, Any], key: str, check: Callable[[object, str], T], prefix: str = ""
+) -> T | None:
+    value = doc.get(key)
+    return None if value is None else check(value, prefix + key)
+
+
+def _number(value: object, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(field, "must be a number")
+    return float(value)
+
+
+def _positive_number(value: object, field: str) -> float:
+    number = _number(value, field)
+    if number <= 0:
+        raise ValidationError(field, "must be greater than 0")
+    return number
+
+
+def _non_negative_number(value: object, field: str) -> float:
+    number = _number(value, field)
+    if number < 0:
+        raise ValidationError(field, "must not be negative")
+    return number
+
+
+def _positive_int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(field, "must be a positive integer")
+    return value
+
+
+def _non_negative_int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(field, "must be a non-negative integer")
+    return value
+
+
+def _log_cap(value: object, field: str) -> int:
+    cap = _positive_int(value, field)
+    if cap < 1024:
+        raise ValidationError(field, "must be at least 1024 bytes")
+    return cap
+
+
+def _string(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    return value
+
+
+def _mapping(value: object, field: str, keys: frozenset[str] | set[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, "must be a mapping")
+    for key in value:
+        if key not in keys:
+            raise ValidationError(f"{field}.{key}", f"is not a field of {field}")
+    return value
+
+
+def _string_map(value: object, field: str) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, "must be a mapping of names to strings")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ValidationError(f"{field}.{key}", "must be a string")
+        out[str(key)] = str(item)
+    return out
+
+
+def definition_document(name: str, spec: DefinitionSpec) -> dict[str, Any]:
+    """The spec as a document that :func:`parse_definition` reads back to an equal spec."""
+    doc: dict[str, Any] = {"name": name, "executor": spec.executor.kind}
+    match spec.executor:
+        case ProcessSpec(command=command, shell=shell, working_dir=working_dir):
+            doc["command"] = list(command)
+            doc["shell"] = shell
+            if working_dir is not None:
+                doc["working_dir"] = working_dir
+        case PythonSpec(function=function, isolation=isolation):
+            doc.update(function=function, isolation=isolation)
+    resources = {
+        key: value
+        for key, value in (
+            ("vcpus", spec.resources.vcpus),
+            ("memory_mib", spec.resources.memory_mib),
+            ("gpus", spec.resources.gpus),
+        )
+        if value is not None
+    }
+    retry = spec.retry
+    doc.update(
+        environment=dict(spec.environment),
+        resources=resources,
+        timeout=spec.timeout_seconds,
+        kill_grace=spec.kill_grace_seconds,
+        retry={
+            "attempts": retry.attempts,
+            "backoff_base": retry.backoff_base,
+            "backoff_max": retry.backoff_max,
+            "evaluate_on_exit": [
+                {
+                    key: value
+                    for key, value in (
+                        ("action", rule.action.value),
+                        ("on_exit_code", rule.on_exit_code),
+                        ("on_reason", rule.on_reason),
+                        ("on_status_reason", rule.on_status_reason),
+                    )
+                    if value is not None
+                }
+                for rule in retry.evaluate_on_exit
+            ],
+        },
+        queue=spec.queue,
+        log_max_bytes=spec.log_max_bytes,
+        parameters=dict(spec.parameters),
+        description=spec.description,
+    )
+    return doc

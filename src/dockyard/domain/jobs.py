@@ -1,0 +1,143 @@
+"""Submitting jobs: validate a request against its definition, and work out what an attempt runs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from dockyard.domain.definitions import (
+    check_attempts,
+    check_name,
+    check_queue,
+    check_timeout,
+    parse_command,
+    parse_environment,
+)
+from dockyard.domain.records import (
+    JSON,
+    Definition,
+    DefinitionSpec,
+    Job,
+    JobId,
+    NewJob,
+    Overrides,
+    ProcessSpec,
+)
+from dockyard.domain.states import DefinitionStatus
+from dockyard.errors import ConflictError, ValidationError
+
+__all__ = ["SubmitRequest", "effective_spec", "new_job", "parse_payload"]
+
+MAX_KEY_LENGTH = 128
+MAX_PAYLOAD_BYTES = 256 * 1024  # SQS's message cap: payloads are for parameters, not data.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitRequest:
+    """What a caller asks for; every field but ``definition`` is optional."""
+
+    definition: str
+    name: str | None = None
+    queue: str | None = None
+    group: str | None = None
+    idempotency_key: str | None = None
+    priority: int = 0
+    payload: JSON = None
+    command: tuple[str, ...] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float | None = None
+    attempts: int | None = None
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    not_before: datetime | None = None
+
+
+def parse_payload(text: str) -> JSON:
+    """Parse a payload given as JSON text, naming the field when it is not JSON."""
+    try:
+        payload: JSON = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValidationError(
+            "payload", f"must be valid JSON ({error.msg} at position {error.pos})"
+        ) from None
+    return payload
+
+
+def _check_key(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= MAX_KEY_LENGTH
+        or not value.isprintable()
+    ):
+        raise ValidationError(field, f"must be 1-{MAX_KEY_LENGTH} printable characters")
+    return value
+
+
+def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> NewJob:
+    """Validate ``request`` against ``definition`` and build the job to insert."""
+    if definition.status is not DefinitionStatus.ACTIVE:
+        raise ConflictError(f"definition {definition.ref} is INACTIVE and takes no new jobs")
+    if isinstance(request.priority, bool) or not isinstance(request.priority, int):
+        raise ValidationError("priority", "must be an integer")
+    if not -1000 <= request.priority <= 1000:
+        raise ValidationError("priority", "must be between -1000 and 1000")
+    try:
+        encoded = json.dumps(request.payload)
+    except (TypeError, ValueError):
+        raise ValidationError("payload", "must be JSON-serialisable") from None
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        raise ValidationError("payload", f"must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")
+    spec = definition.spec
+    command = request.command
+    if command is not None:
+        if not isinstance(spec.executor, ProcessSpec):
+            raise ValidationError("command", f"cannot override a {spec.executor.kind} definition")
+        command = parse_command(list(command), "command", shell=spec.executor.shell)
+    overrides = Overrides(
+        command=command,
+        environment=parse_environment(dict(request.environment), "environment"),
+        timeout_seconds=None
+        if request.timeout_seconds is None
+        else check_timeout(request.timeout_seconds),
+        attempts=None if request.attempts is None else check_attempts(request.attempts),
+    )
+    return NewJob(
+        id=JobId(str(uuid.uuid4())),
+        name=check_name(request.name, "name") if request.name is not None else definition.name,
+        definition_name=definition.name,
+        definition_revision=definition.revision,
+        queue=check_queue(request.queue) if request.queue is not None else spec.queue,
+        group_key=_check_key(request.group, "group"),
+        priority=request.priority,
+        idempotency_key=_check_key(request.idempotency_key, "idempotency_key"),
+        payload=request.payload,
+        overrides=overrides,
+        parameters={**spec.parameters, **dict(request.parameters)},
+        max_attempts=overrides.attempts or spec.retry.attempts,
+        created_at=now,
+        not_before=request.not_before or now,
+    )
+
+
+def effective_spec(definition: Definition, job: Job) -> DefinitionSpec:
+    """The definition as this job runs it: overrides applied, ``Ref::name`` parameters filled in."""
+    spec = definition.spec
+    overrides = job.overrides
+    executor = spec.executor
+    if isinstance(executor, ProcessSpec):
+        command = overrides.command or executor.command
+        params = job.parameters
+        command = tuple(
+            params.get(arg[5:], arg) if arg.startswith("Ref::") else arg for arg in command
+        )
+        executor = replace(executor, command=command)
+    return replace(
+        spec,
+        executor=executor,
+        environment={**spec.environment, **overrides.environment},
+        timeout_seconds=overrides.timeout_seconds or spec.timeout_seconds,
+    )

@@ -1,0 +1,76 @@
+"""What an executor reports when an attempt ends. Executors never touch storage; they return this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from dockyard.domain.records import JSON
+
+__all__ = ["Outcome", "OutcomeKind"]
+
+
+class OutcomeKind(StrEnum):
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    CANCELLED = "CANCELLED"
+    LOST = "LOST"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """How an attempt ended. ``reason`` is short and matchable (``NonZeroExit``, ``Timeout``,
+    ``ValueError``); ``status_reason`` is the sentence a person reads."""
+
+    kind: OutcomeKind
+    exit_code: int | None = None
+    reason: str | None = None
+    status_reason: str | None = None
+    result: JSON = None
+
+    @classmethod
+    def succeeded(cls, *, exit_code: int | None = 0, result: JSON = None) -> Outcome:
+        return cls(kind=OutcomeKind.SUCCEEDED, exit_code=exit_code, result=result)
+
+    @classmethod
+    def failed(cls, *, reason: str, status_reason: str, exit_code: int | None = None) -> Outcome:
+        return cls(
+            kind=OutcomeKind.FAILED,
+            exit_code=exit_code,
+            reason=reason,
+            status_reason=status_reason,
+        )
+
+    @classmethod
+    def exited(cls, exit_code: int) -> Outcome:
+        """The outcome of a program that ended by itself with ``exit_code``."""
+        if exit_code == 0:
+            return cls.succeeded(exit_code=0)
+        if exit_code < 0:
+            return cls.failed(
+                reason="Signal",
+                status_reason=f"Killed by signal {-exit_code}",
+                exit_code=128 - exit_code,
+            )
+        return cls.failed(
+            reason="NonZeroExit", status_reason=f"Exited with code {exit_code}", exit_code=exit_code
+        )
+
+    @classmethod
+    def timed_out(cls, seconds: float, exit_code: int | None = None) -> Outcome:
+        return cls(
+            kind=OutcomeKind.TIMED_OUT,
+            exit_code=exit_code,
+            reason="Timeout",
+            status_reason=f"Job attempt duration exceeded timeout ({seconds:g} s)",
+        )
+
+    @classmethod
+    def cancelled(cls, exit_code: int | None = None) -> Outcome:
+        return cls(
+            kind=OutcomeKind.CANCELLED,
+            exit_code=exit_code,
+            reason="Cancelled",
+            status_reason="Cancelled while running",
+        )

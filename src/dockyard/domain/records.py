@@ -1,0 +1,178 @@
+"""The records Dockyard stores and passes around: definitions, jobs and attempts.
+
+Records are frozen; a change is a new record made with :func:`dataclasses.replace`, and a change of a
+job's state is a :class:`~dockyard.domain.transitions.Transition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, NewType, TypeAlias
+
+from dockyard.domain.retry import RetryPolicy
+from dockyard.domain.states import DefinitionStatus, JobState
+
+__all__ = [
+    "JSON",
+    "Attempt",
+    "Definition",
+    "DefinitionSpec",
+    "ExecutorSpec",
+    "Job",
+    "JobId",
+    "NewJob",
+    "Overrides",
+    "ProcessSpec",
+    "PythonSpec",
+    "Resources",
+]
+
+JobId = NewType("JobId", str)
+JSON: TypeAlias = "dict[str, JSON] | list[JSON] | str | int | float | bool | None"
+
+DEFAULT_QUEUE = "default"
+DEFAULT_LOG_MAX_BYTES = 10 * 1024 * 1024
+DEFAULT_KILL_GRACE = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessSpec:
+    """Run a program: ``command`` is an argv, or one shell line when ``shell`` is true."""
+
+    kind: Literal["process"] = "process"
+    command: tuple[str, ...]
+    shell: bool = False
+    working_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PythonSpec:
+    """Call ``package.module:function`` with the payload, in the worker or in a child process."""
+
+    kind: Literal["python"] = "python"
+    function: str
+    isolation: Literal["inline", "subprocess"] = "inline"
+
+
+ExecutorSpec: TypeAlias = ProcessSpec | PythonSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resources:
+    """What a job needs; the docker executor enforces them, the process executor records them."""
+
+    vcpus: float | None = None
+    memory_mib: int | None = None
+    gpus: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DefinitionSpec:
+    """Everything a user registers under a name; one revision of a definition holds one of these."""
+
+    executor: ExecutorSpec
+    environment: Mapping[str, str] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    timeout_seconds: float | None = None
+    kill_grace_seconds: float = DEFAULT_KILL_GRACE
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    queue: str = DEFAULT_QUEUE
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Definition:
+    """One immutable revision of a named definition."""
+
+    name: str
+    revision: int
+    status: DefinitionStatus
+    created_at: datetime
+    spec: DefinitionSpec
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.revision}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overrides:
+    """Per-job changes to the definition: the command replaces, the environment merges by name."""
+
+    command: tuple[str, ...] | None = None
+    environment: Mapping[str, str] = field(default_factory=dict)
+    timeout_seconds: float | None = None
+    attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """One execution of a job. ``counted`` is false for an attempt handed back at shutdown."""
+
+    number: int
+    worker_id: str
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    status_reason: str | None = None
+    counted: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJob:
+    """A validated request to run a definition revision; storage turns it into a :class:`Job`."""
+
+    id: JobId
+    name: str
+    definition_name: str
+    definition_revision: int
+    queue: str
+    group_key: str | None = None
+    priority: int = 0
+    idempotency_key: str | None = None
+    payload: JSON = None
+    overrides: Overrides = field(default_factory=Overrides)
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    max_attempts: int = 1
+    created_at: datetime
+    not_before: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A job as stored. ``attempts`` is filled when the job is read with its history."""
+
+    id: JobId
+    name: str
+    definition_name: str
+    definition_revision: int
+    state: JobState
+    status_reason: str | None
+    queue: str
+    group_key: str | None
+    priority: int
+    idempotency_key: str | None
+    payload: JSON
+    overrides: Overrides
+    parameters: Mapping[str, str]
+    max_attempts: int
+    attempt_count: int
+    attempts_used: int
+    created_at: datetime
+    not_before: datetime
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+    worker_id: str | None = None
+    lease_expires_at: datetime | None = None
+    exit_code: int | None = None
+    result: JSON = None
+    attempts: tuple[Attempt, ...] = ()
+
+    @property
+    def definition_ref(self) -> str:
+        return f"{self.definition_name}:{self.definition_revision}"

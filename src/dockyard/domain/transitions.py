@@ -1,0 +1,251 @@
+"""The job state machine: its edges and the named transitions. Nothing else changes a job's state.
+
+A :class:`Transition` says which states the job must be in (``expected_from``), the state it moves
+to and the fields that change with it. Storage applies it with one guarded write
+(``UPDATE … WHERE id = ? AND state IN (…)``); when no row matches, the transition lost a race
+(the job was cancelled, rescued or finished meanwhile) and is reported as not applied, never forced.
+
+The claim (RUNNABLE → STARTING) is done by storage in bulk for speed; it uses :data:`CLAIM` so that
+the edge is still defined here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dockyard.domain.outcomes import Outcome, OutcomeKind
+from dockyard.domain.records import Job, JobId
+from dockyard.domain.retry import ExitAction, RetryPolicy, backoff_delay, matching_rule
+from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
+
+__all__ = [
+    "CLAIM",
+    "EDGES",
+    "AttemptEnd",
+    "Edge",
+    "Transition",
+    "after_outcome",
+    "cancel",
+    "release",
+    "requeue",
+    "rescue",
+    "start",
+]
+
+S = JobState
+
+#: Every allowed move. CANCELLED is reachable from every state that is not terminal.
+EDGES: Mapping[JobState, frozenset[JobState]] = {
+    S.SUBMITTED: frozenset({S.PENDING, S.RUNNABLE, S.CANCELLED}),
+    S.PENDING: frozenset({S.RUNNABLE, S.FAILED, S.CANCELLED}),
+    S.RUNNABLE: frozenset({S.STARTING, S.CANCELLED}),
+    S.STARTING: frozenset({S.RUNNING, S.RUNNABLE, S.FAILED, S.CANCELLED}),
+    S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.RUNNABLE, S.CANCELLED}),
+    # Terminal states move only when a person asks for a retry (a dead-letter redrive).
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset({S.RUNNABLE}),
+    S.CANCELLED: frozenset({S.RUNNABLE}),
+}
+
+NON_TERMINAL = frozenset(JobState) - TERMINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    expected_from: frozenset[JobState]
+    to: JobState
+
+
+CLAIM = Edge(frozenset({S.RUNNABLE}), S.STARTING)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptEnd:
+    """Closes attempt ``number`` of the job in the same write as the transition."""
+
+    number: int
+    stopped_at: datetime
+    exit_code: int | None
+    reason: str | None
+    status_reason: str | None
+    counted: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transition:
+    """One guarded change of a job's state, plus the fields that change with it."""
+
+    job_id: JobId
+    expected_from: frozenset[JobState]
+    to: JobState
+    updates: Mapping[str, object] = field(default_factory=dict)
+    reason: str | None = None
+    #: Only apply while this worker holds the job (its lease was not taken over).
+    expected_worker: str | None = None
+    #: Only apply while the job's lease ends before this time (rescue of expired leases).
+    lease_expired_before: datetime | None = None
+    attempt_end: AttemptEnd | None = None
+    attempt_started_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for state in self.expected_from:
+            if self.to not in EDGES[state]:
+                raise ValueError(f"no edge {state} -> {self.to}")
+
+
+_LEASE_RELEASED: Mapping[str, object] = {"worker_id": None, "lease_expires_at": None}
+
+
+def start(job: Job, worker_id: str, now: datetime) -> Transition:
+    """The worker has prepared the attempt and the job now runs."""
+    updates: dict[str, object] = {}
+    if job.started_at is None:
+        updates["started_at"] = now
+    return Transition(
+        job_id=job.id,
+        expected_from=frozenset({S.STARTING}),
+        to=S.RUNNING,
+        updates=updates,
+        expected_worker=worker_id,
+        attempt_started_at=now,
+    )
+
+
+def after_outcome(
+    job: Job,
+    policy: RetryPolicy,
+    outcome: Outcome,
+    *,
+    worker_id: str | None,
+    now: datetime,
+    rng: random.Random,
+    lease_expired_before: datetime | None = None,
+) -> Transition:
+    """Map an attempt's outcome to the job's next state: done, retried later, failed or cancelled.
+
+    This is the one place where outcomes become states (DESIGN.md §4). Timeouts and cancellations
+    are never retried; other failures follow the ``evaluate_on_exit`` rules, then the attempts left.
+    """
+    end = AttemptEnd(
+        number=job.attempt_count,
+        stopped_at=now,
+        exit_code=outcome.exit_code,
+        reason=outcome.reason,
+        status_reason=outcome.status_reason,
+    )
+
+    def finish(to: JobState, updates: Mapping[str, object]) -> Transition:
+        return Transition(
+            job_id=job.id,
+            # A job still STARTING can be rescued or cancelled, but only a RUNNING one succeeds.
+            expected_from=frozenset(state for state in ACTIVE_STATES if to in EDGES[state]),
+            to=to,
+            updates=updates,
+            reason=outcome.status_reason,
+            expected_worker=worker_id,
+            lease_expired_before=lease_expired_before,
+            attempt_end=end,
+        )
+
+    done: dict[str, object] = {**_LEASE_RELEASED, "stopped_at": now, "exit_code": outcome.exit_code}
+    match outcome.kind:
+        case OutcomeKind.SUCCEEDED:
+            return finish(S.SUCCEEDED, {**done, "result": outcome.result})
+        case OutcomeKind.CANCELLED:
+            return finish(S.CANCELLED, done)
+        case OutcomeKind.TIMED_OUT:
+            return finish(S.FAILED, done)
+        case OutcomeKind.FAILED | OutcomeKind.LOST:
+            if not _should_retry(job, policy, outcome):
+                return finish(S.FAILED, done)
+            delay = backoff_delay(policy, job.attempts_used, rng)
+            return finish(
+                S.RUNNABLE,
+                {
+                    **_LEASE_RELEASED,
+                    "not_before": now + timedelta(seconds=delay),
+                    "exit_code": outcome.exit_code,
+                },
+            )
+
+
+def _should_retry(job: Job, policy: RetryPolicy, outcome: Outcome) -> bool:
+    rule = matching_rule(
+        policy,
+        exit_code=outcome.exit_code,
+        reason=outcome.reason or "",
+        status_reason=outcome.status_reason or "",
+    )
+    if rule is not None and rule.action is ExitAction.EXIT:
+        return False
+    return job.attempts_used < job.max_attempts
+
+
+def rescue(job: Job, policy: RetryPolicy, *, now: datetime, rng: random.Random) -> Transition:
+    """A job whose lease expired: its worker vanished, so the attempt is recorded as lost."""
+    lost = Outcome(
+        kind=OutcomeKind.LOST,
+        reason="Lost",
+        status_reason=f"Worker {job.worker_id} stopped renewing its lease",
+    )
+    return after_outcome(
+        job, policy, lost, worker_id=job.worker_id, now=now, rng=rng, lease_expired_before=now
+    )
+
+
+def release(job: Job, worker_id: str, now: datetime) -> Transition:
+    """Hand a running job back at shutdown: runnable at once, and the attempt does not count."""
+    return Transition(
+        job_id=job.id,
+        expected_from=ACTIVE_STATES,
+        to=S.RUNNABLE,
+        updates={**_LEASE_RELEASED, "attempts_used": job.attempts_used - 1, "not_before": now},
+        reason="Handed back by a worker that shut down",
+        expected_worker=worker_id,
+        attempt_end=AttemptEnd(
+            number=job.attempt_count,
+            stopped_at=now,
+            exit_code=None,
+            reason="Released",
+            status_reason="Worker shut down before the attempt ended",
+            counted=False,
+        ),
+    )
+
+
+def cancel(job: Job, now: datetime, reason: str | None = None) -> Transition:
+    """Cancel from any non-terminal state; a running attempt is then stopped by its worker."""
+    if job.state in TERMINAL_STATES:
+        raise ValueError(f"job {job.id} is already {job.state}")
+    reason = reason or "Cancelled by request"
+    end = None
+    if job.state in ACTIVE_STATES:
+        end = AttemptEnd(
+            number=job.attempt_count,
+            stopped_at=now,
+            exit_code=None,
+            reason="Cancelled",
+            status_reason=reason,
+        )
+    return Transition(
+        job_id=job.id,
+        expected_from=NON_TERMINAL,
+        to=S.CANCELLED,
+        updates={**_LEASE_RELEASED, "stopped_at": now},
+        reason=reason,
+        attempt_end=end,
+    )
+
+
+def requeue(job: Job, now: datetime) -> Transition:
+    """A person retries a FAILED or CANCELLED job: it runs again with its attempts renewed."""
+    return Transition(
+        job_id=job.id,
+        expected_from=frozenset({S.FAILED, S.CANCELLED}),
+        to=S.RUNNABLE,
+        updates={"attempts_used": 0, "not_before": now, "stopped_at": None, "exit_code": None},
+        reason="Retried by request",
+    )

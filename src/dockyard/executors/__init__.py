@@ -1,0 +1,13 @@
+"""Executors run one attempt and return an :class:`~dockyard.domain.outcomes.Outcome`.
+
+They never touch storage (DESIGN.md §4): the worker gives them the job, its effective spec, a log
+sink and a cancel signal, and maps the outcome they return to a transition.
+"""
+
+from __future__ import annotations
+
+from dockyard.executors.port import ExecutionContext, Executor
+from dockyard.executors.process import ProcessExecutor
+from dockyard.executors.python import PythonExecutor
+
+__all__ = ["ExecutionContext", "Executor", "ProcessExecutor", "PythonExecutor"]

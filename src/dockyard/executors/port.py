@@ -1,0 +1,44 @@
+"""The executor port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from dockyard.domain.outcomes import Outcome
+from dockyard.domain.records import DefinitionSpec, Job
+from dockyard.logs.port import LogSink
+
+__all__ = ["ExecutionContext", "Executor"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionContext:
+    """Everything one attempt needs. ``cancelled`` is set when the attempt must stop now."""
+
+    job: Job
+    attempt: int
+    spec: DefinitionSpec
+    log: LogSink
+    cancelled: asyncio.Event
+    #: Grace between SIGTERM and SIGKILL when an attempt is cancelled (timeouts use the spec's).
+    cancel_grace: float = 1.0
+
+    def environment(self) -> Mapping[str, str]:
+        """The job's environment plus the variables Dockyard sets for every attempt."""
+        import json
+
+        return {
+            **self.spec.environment,
+            "DOCKYARD_JOB_ID": self.job.id,
+            "DOCKYARD_JOB_ATTEMPT": str(self.attempt),
+            "DOCKYARD_JOB_NAME": self.job.name,
+            "DOCKYARD_QUEUE": self.job.queue,
+            "DOCKYARD_PAYLOAD": json.dumps(self.job.payload),
+        }
+
+
+class Executor(Protocol):
+    async def run(self, context: ExecutionContext) -> Outcome: ...

@@ -1,0 +1,166 @@
+"""The ``python`` executor: call ``package.module:function(payload)``.
+
+Inline, an ``async def`` runs on the worker's event loop and a plain function on a thread; what
+it prints goes to the job's log (``sys.stdout`` and ``sys.stderr`` are routed per job through a
+context variable). A timeout or cancel stops waiting for an inline function at once but cannot
+kill a thread: definitions that need a hard stop ask for ``isolation: subprocess``, which runs the
+function in a child Python process killed like any process job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib
+import inspect
+import json
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from dockyard.domain.outcomes import Outcome
+from dockyard.domain.records import JSON, PythonSpec
+from dockyard.executors.port import ExecutionContext
+from dockyard.executors.process import run_process
+from dockyard.logs.port import LogSink
+
+__all__ = ["PythonExecutor", "load_function"]
+
+_current_sink: contextvars.ContextVar[LogSink | None] = contextvars.ContextVar(
+    "dockyard_job_log", default=None
+)
+
+
+class _JobStream:
+    """Stands in for ``sys.stdout``/``sys.stderr``: writes of a job go to its log, others pass."""
+
+    def __init__(self, original: TextIO) -> None:
+        self._original = original
+
+    def write(self, text: str) -> int:
+        sink = _current_sink.get()
+        if sink is None:
+            return self._original.write(text)
+        sink.write(text.encode("utf-8", "replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        if _current_sink.get() is None:
+            self._original.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._original, name)
+
+
+def _route_std_streams() -> None:
+    if not isinstance(sys.stdout, _JobStream):
+        sys.stdout = _JobStream(sys.stdout)
+    if not isinstance(sys.stderr, _JobStream):
+        sys.stderr = _JobStream(sys.stderr)
+
+
+def load_function(ref: str) -> Callable[..., Any]:
+    """Import ``package.module:function``; raise ImportError or AttributeError when it is not there."""
+    module_name, _, attribute = ref.partition(":")
+    function = getattr(importlib.import_module(module_name), attribute)
+    if not callable(function):
+        raise TypeError(f"{ref} is not callable")
+    return function  # type: ignore[no-any-return]
+
+
+def _failure(error: BaseException) -> Outcome:
+    return Outcome.failed(
+        reason=type(error).__name__, status_reason=f"{type(error).__name__}: {error}"
+    )
+
+
+def _result_outcome(result: object) -> Outcome:
+    try:
+        encoded = json.dumps(result)
+    except (TypeError, ValueError) as error:
+        return Outcome.failed(reason="TypeError", status_reason=f"Result is not JSON: {error}")
+    decoded: JSON = json.loads(encoded)
+    return Outcome.succeeded(exit_code=None, result=decoded)
+
+
+class PythonExecutor:
+    def __init__(
+        self, base_environment: Mapping[str, str], search_path: Sequence[str] = ()
+    ) -> None:
+        self._base = dict(base_environment)
+        # Functions are found like ``python -m`` finds them: from where the worker was started.
+        for folder in reversed(search_path):
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+
+    async def run(self, context: ExecutionContext) -> Outcome:
+        spec = context.spec.executor
+        assert isinstance(spec, PythonSpec)
+        if spec.isolation == "subprocess":
+            return await self._run_isolated(spec, context)
+        return await self._run_inline(spec, context)
+
+    async def _run_inline(self, spec: PythonSpec, context: ExecutionContext) -> Outcome:
+        _route_std_streams()
+        token = _current_sink.set(context.log)
+        try:
+            try:
+                function = load_function(spec.function)
+            except (ImportError, AttributeError, TypeError) as error:
+                context.log.write(f"dockyard: cannot load {spec.function}: {error}\n".encode())
+                return _failure(error)
+            if inspect.iscoroutinefunction(function):
+                call = asyncio.ensure_future(function(context.job.payload))
+            else:
+                call = asyncio.ensure_future(asyncio.to_thread(function, context.job.payload))
+            return await self._await_call(call, context)
+        finally:
+            _current_sink.reset(token)
+
+    async def _await_call(self, call: asyncio.Future[Any], context: ExecutionContext) -> Outcome:
+        cancelled = asyncio.ensure_future(context.cancelled.wait())
+        timeout = context.spec.timeout_seconds
+        try:
+            done, _ = await asyncio.wait(
+                {call, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            cancelled.cancel()
+        if call not in done:
+            call.cancel()
+            if cancelled in done:
+                return Outcome.cancelled()
+            return Outcome.timed_out(timeout or 0.0)
+        error = call.exception()
+        if error is not None:
+            context.log.write("".join(traceback.format_exception(error)).encode())
+            return _failure(error)
+        return _result_outcome(call.result())
+
+    async def _run_isolated(self, spec: PythonSpec, context: ExecutionContext) -> Outcome:
+        with tempfile.TemporaryDirectory(prefix="dockyard-") as scratch:
+            result_path = Path(scratch) / "result.json"
+            env = {
+                **self._base,
+                **context.environment(),
+                "DOCKYARD_RESULT_FILE": str(result_path),
+                "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), *sys.path])),
+            }
+            argv = (sys.executable, "-m", "dockyard.executors.python_child", spec.function)
+            payload = json.dumps(context.job.payload).encode()
+            outcome = await run_process(argv, env=env, cwd=None, context=context, stdin=payload)
+            if outcome.exit_code == 0:
+                try:
+                    report = json.loads(result_path.read_text())
+                except (OSError, ValueError):
+                    return Outcome.failed(
+                        reason="NoResult", status_reason="The function left no result"
+                    )
+                if "error" in report:
+                    return Outcome.failed(reason=report["error"], status_reason=report["message"])
+                return Outcome.succeeded(exit_code=None, result=report["result"])
+            return outcome

@@ -1,0 +1,82 @@
+"""Logs in a local directory: ``<root>/<job-id>/<attempt>.log``.
+
+The cap keeps the head and the tail of a log, as people read logs: how it started and how it ended.
+The first half of the cap is written as it is printed (so ``--follow`` sees it live); after that the
+last half-cap of output is kept in memory, in chunks, and written when the attempt ends, after a line
+that says how many bytes were dropped. Memory therefore stays under the cap whatever a job prints.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+from dockyard.errors import ValidationError
+
+__all__ = ["CappedLogWriter", "LocalLogStore"]
+
+
+class CappedLogWriter:
+    """Writes a log file of at most ``max_bytes`` plus one marker line."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self._file = path.open("ab", buffering=0)
+        self._head_left = max_bytes // 2
+        self._tail_limit = max_bytes - self._head_left
+        self._tail: deque[bytes] = deque()
+        self._tail_size = 0
+        self._dropped = 0
+
+    def write(self, data: bytes) -> None:
+        if self._head_left > 0:
+            head = data[: self._head_left]
+            self._file.write(head)
+            self._head_left -= len(head)
+            data = data[len(head) :]
+        if not data:
+            return
+        self._tail.append(data)
+        self._tail_size += len(data)
+        # Drop whole chunks from the left while the rest still fills the tail.
+        while self._tail_size - len(self._tail[0]) >= self._tail_limit:
+            self._dropped += len(self._tail[0])
+            self._tail_size -= len(self._tail.popleft())
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        tail = b"".join(self._tail)
+        excess = len(tail) - self._tail_limit
+        if excess > 0:
+            self._dropped += excess
+            tail = tail[excess:]
+        if self._dropped:
+            self._file.write(f"\n[dockyard: {self._dropped} bytes dropped]\n".encode())
+        self._file.write(tail)
+        self._tail.clear()
+        self._file.close()
+
+
+class LocalLogStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, job_id: str, attempt: int) -> Path:
+        if "/" in job_id or job_id.startswith("."):
+            raise ValidationError("job_id", "must not contain '/' or start with '.'")
+        return self.root / job_id / f"{attempt}.log"
+
+    def open(self, job_id: str, attempt: int, max_bytes: int) -> CappedLogWriter:
+        path = self.path(job_id, attempt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return CappedLogWriter(path, max_bytes)
+
+    def read(
+        self, job_id: str, attempt: int, offset: int = 0, limit: int | None = 1 << 20
+    ) -> bytes:
+        try:
+            with self.path(job_id, attempt).open("rb") as file:
+                file.seek(offset)
+                return file.read(-1 if limit is None else limit)
+        except FileNotFoundError:
+            return b""

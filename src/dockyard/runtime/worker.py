@@ -1,0 +1,290 @@
+"""The worker: claim runnable jobs in batches, run them through executors, record how they end.
+
+One asyncio loop drives everything. Jobs are claimed up to the free slots in one call; each runs
+in its own task; the outcome an executor returns becomes a transition in one place
+(:func:`dockyard.domain.transitions.after_outcome`). A side task renews leases, notices jobs that
+were cancelled (or taken over) and stops them, and rescues jobs whose worker died. The worker
+sleeps until storage reports a change, a slot frees up, or the next delayed job is due, with a
+polling fallback so that a lost wake-up costs latency, never a job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from dockyard.domain import transitions
+from dockyard.domain.clock import Clock
+from dockyard.domain.jobs import effective_spec
+from dockyard.domain.outcomes import Outcome
+from dockyard.domain.records import Definition, Job, JobId
+from dockyard.executors.port import ExecutionContext, Executor
+from dockyard.logs.port import LogStore
+from dockyard.storage.port import ClaimRequest, Heartbeat, Storage, WorkerInfo
+
+__all__ = ["Worker", "WorkerConfig"]
+
+log = logging.getLogger("dockyard.worker")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    #: Queues to take jobs from; None takes from every queue.
+    queues: tuple[str, ...] | None = None
+    #: Jobs run at once.
+    concurrency: int = 4
+    #: How long a claim holds a job without a heartbeat; a dead worker's jobs wait this long.
+    lease_seconds: float = 30.0
+    #: How often running jobs are checked for cancellation.
+    check_seconds: float = 0.5
+    #: Longest idle sleep without a wake-up (the polling fallback).
+    poll_seconds: float = 1.0
+    #: How long running jobs may finish after a stop before they are handed back.
+    shutdown_grace: float = 30.0
+    #: Work until nothing is runnable, then return.
+    burst: bool = False
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
+
+
+@dataclass(slots=True)
+class _Running:
+    job: Job
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set at shutdown: the attempt is handed back instead of being judged.
+    hand_back: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+class Worker:
+    """Runs jobs until :meth:`stop` is called (or, in burst mode, until none is runnable)."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        executors: Mapping[str, Executor],
+        logs: LogStore,
+        clock: Clock,
+        config: WorkerConfig,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.id = config.worker_id
+        self._storage = storage
+        self._executors = executors
+        self._logs = logs
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._running: dict[JobId, _Running] = {}
+        self._definitions: dict[tuple[str, int], Definition] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._started_at = clock.now()
+        self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+        self.jobs_done = 0
+
+    def stop(self) -> None:
+        """Stop claiming; running jobs get ``shutdown_grace`` to finish, then are handed back."""
+        self._stopping = True
+        self._wake.set()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(self) -> None:
+        self._started_at = self._clock.now()
+        await self._storage.register_worker(self._info())
+        monitor = asyncio.create_task(self._monitor())
+        self.started.set()
+        try:
+            await self._claim_loop()
+        finally:
+            await self._shut_down()
+            monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await monitor
+            await self._storage.register_worker(replace(self._info(), stopped_at=self._clock.now()))
+            self.stopped.set()
+
+    def _info(self) -> WorkerInfo:
+        return WorkerInfo(
+            id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.config.queues,
+            concurrency=self.config.concurrency,
+            started_at=self._started_at,
+            heartbeat_at=self._clock.now(),
+        )
+
+    async def _claim_loop(self) -> None:
+        config = self.config
+        while not self._stopping:
+            token = self._storage.change_token()
+            self._wake.clear()
+            free = config.concurrency - len(self._running)
+            claimed: list[Job] = []
+            if free > 0:
+                now = self._clock.now()
+                claimed = await self._storage.claim(
+                    ClaimRequest(
+                        worker_id=self.id,
+                        queues=config.queues,
+                        limit=free,
+                        now=now,
+                        lease_until=now + timedelta(seconds=config.lease_seconds),
+                    )
+                )
+                for job in claimed:
+                    self._launch(job)
+                if claimed and len(claimed) == free:
+                    continue
+            if config.burst and not claimed and not self._running:
+                return
+            await self._sleep(token, free=free - len(claimed))
+
+    async def _sleep(self, token: int, *, free: int) -> None:
+        """Wait for a wake-up: a freed slot or a stop always; a storage change when a slot is free."""
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+        if free > 0:
+            timeout = self.config.poll_seconds
+            due = await self._storage.next_runnable_at(self.config.queues)
+            if due is not None:
+                timeout = min(timeout, max((due - self._clock.now()).total_seconds(), 0.0))
+            waits.append(asyncio.ensure_future(self._storage.wait_for_change(token, timeout)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+
+    def _launch(self, job: Job) -> None:
+        running = _Running(job=job)
+        running.task = asyncio.create_task(self._execute(running), name=f"job-{job.id}")
+        self._running[job.id] = running
+
+    async def _definition(self, job: Job) -> Definition:
+        key = (job.definition_name, job.definition_revision)
+        definition = self._definitions.get(key)
+        if definition is None:
+            found = await self._storage.get_definition(*key)
+            if found is None:
+                raise LookupError(f"definition {job.definition_ref} is gone")
+            definition = self._definitions[key] = found
+        return definition
+
+    async def _execute(self, running: _Running) -> None:
+        job = running.job
+        try:
+            definition = await self._definition(job)
+            spec = effective_spec(definition, job)
+            now = self._clock.now()
+            (started,) = await self._storage.apply([transitions.start(job, self.id, now)])
+            if not started:
+                return  # cancelled between the claim and the start
+            executor = self._executors.get(spec.executor.kind)
+            sink = self._logs.open(job.id, job.attempt_count, spec.log_max_bytes)
+            try:
+                if executor is None:
+                    outcome = Outcome.failed(
+                        reason="NoExecutor",
+                        status_reason=f"This worker has no {spec.executor.kind} executor",
+                    )
+                else:
+                    context = ExecutionContext(
+                        job=job,
+                        attempt=job.attempt_count,
+                        spec=spec,
+                        log=sink,
+                        cancelled=running.cancelled,
+                    )
+                    outcome = await executor.run(context)
+            except Exception as error:  # an executor bug must not kill the worker
+                log.exception("executor failed on job %s", job.id)
+                outcome = Outcome.failed(
+                    reason="ExecutorError", status_reason=f"{type(error).__name__}: {error}"
+                )
+            finally:
+                sink.close()
+            now = self._clock.now()
+            if running.hand_back:
+                transition = transitions.release(job, self.id, now)
+            else:
+                transition = transitions.after_outcome(
+                    job, spec.retry, outcome, worker_id=self.id, now=now, rng=self._rng
+                )
+            await self._storage.apply([transition])
+        except Exception:
+            log.exception("worker failed to run job %s; its lease will expire", job.id)
+        finally:
+            self._running.pop(job.id, None)
+            self.jobs_done += 1
+            self._wake.set()
+
+    async def _monitor(self) -> None:
+        """Renew leases, stop jobs that are no longer ours, and rescue jobs of dead workers."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+        renew_every = config.lease_seconds / 3
+        next_renewal = next_rescue = loop.time()
+        while True:
+            try:
+                renew = loop.time() >= next_renewal
+                if renew:
+                    next_renewal = loop.time() + renew_every
+                if self._running or renew:
+                    await self._check_running(renew)
+                if loop.time() >= next_rescue:
+                    next_rescue = loop.time() + config.lease_seconds / 2
+                    await self._rescue_expired()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("worker monitor failed; retrying")
+            await asyncio.sleep(config.check_seconds)
+
+    async def _check_running(self, renew: bool) -> None:
+        now = self._clock.now()
+        lease_until = now + timedelta(seconds=self.config.lease_seconds) if renew else None
+        ids = tuple(self._running)
+        lost = await self._storage.heartbeat(
+            Heartbeat(worker_id=self.id, job_ids=ids, now=now, lease_until=lease_until)
+        )
+        for job_id in lost:
+            running = self._running.get(job_id)
+            if running is not None:
+                running.cancelled.set()
+
+    async def _rescue_expired(self) -> None:
+        now = self._clock.now()
+        expired = await self._storage.expired_leases(now, limit=100)
+        rescues = []
+        for job in expired:
+            definition = await self._definition(job)
+            rescues.append(transitions.rescue(job, definition.spec.retry, now=now, rng=self._rng))
+        if rescues:
+            await self._storage.apply(rescues)
+            log.warning("rescued %d job(s) whose worker stopped renewing its lease", len(rescues))
+
+    async def _shut_down(self) -> None:
+        tasks = [running.task for running in self._running.values() if running.task is not None]
+        if not tasks:
+            return
+        log.info("waiting up to %gs for %d running job(s)", self.config.shutdown_grace, len(tasks))
+        _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
+        for running in list(self._running.values()):
+            running.hand_back = True
+            running.cancelled.set()
+        if pending:
+            await asyncio.wait(pending)

@@ -1,0 +1,75 @@
+"""One settings object, resolved once: argument, then ``DOCKYARD_*`` variable, then file, then default.
+
+The file is ``<home>/config.toml`` (optional)::
+
+    url = "sqlite:////var/lib/dockyard/dockyard.db"
+    log_dir = "/var/log/dockyard"
+
+Nothing else in Dockyard reads the environment for its configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.errors import ValidationError
+
+__all__ = ["ENVIRONMENT", "Settings"]
+
+#: Each setting and the variable that sets it, shown by ``--help``.
+ENVIRONMENT = {
+    "home": "DOCKYARD_HOME",
+    "url": "DOCKYARD_URL",
+    "log_dir": "DOCKYARD_LOG_DIR",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    #: Where the embedded store, logs and config live (``~/.dockyard``).
+    home: Path
+    #: The store: ``sqlite:///<home>/dockyard.db`` by default.
+    url: str
+    #: Where attempt logs go: ``<home>/logs`` by default.
+    log_dir: Path
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        home: str | Path | None = None,
+        url: str | None = None,
+        log_dir: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        env = os.environ if environ is None else environ
+        home_path = Path(home or env.get("DOCKYARD_HOME") or Path.home() / ".dockyard").expanduser()
+        file = _read_config(home_path / "config.toml")
+        url = (
+            url
+            or env.get("DOCKYARD_URL")
+            or file.get("url")
+            or f"sqlite:///{home_path / 'dockyard.db'}"
+        )
+        log_dir = (
+            log_dir or env.get("DOCKYARD_LOG_DIR") or file.get("log_dir") or home_path / "logs"
+        )
+        return cls(home=home_path, url=str(url), log_dir=Path(log_dir).expanduser())
+
+
+def _read_config(path: Path) -> dict[str, str]:
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValidationError(str(path), f"is not a readable TOML file: {error}") from None
+    for key, value in data.items():
+        if key not in ENVIRONMENT or key == "home" or not isinstance(value, str):
+            raise ValidationError(f"{path}: {key}", "unknown setting or not a string")
+    return data

@@ -1,0 +1,25 @@
+"""The storage port and its backends. :func:`open_storage` picks a backend by URL."""
+
+from __future__ import annotations
+
+from dockyard.storage.port import (
+    Capabilities,
+    ClaimRequest,
+    Heartbeat,
+    InsertedJob,
+    JobQuery,
+    Storage,
+    WorkerInfo,
+)
+from dockyard.storage.urls import open_storage
+
+__all__ = [
+    "Capabilities",
+    "ClaimRequest",
+    "Heartbeat",
+    "InsertedJob",
+    "JobQuery",
+    "Storage",
+    "WorkerInfo",
+    "open_storage",
+]

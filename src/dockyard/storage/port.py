@@ -1,0 +1,159 @@
+"""The storage port: verbs with small frozen parameter objects (CONVENTIONS.md 4).
+
+Each backend implements :class:`Storage` in its own folder with its own SQL, migrations and claim
+strategy; the runtime sees only these verbs and :class:`Capabilities`, never a dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.states import DefinitionStatus, JobState
+from dockyard.domain.transitions import Transition
+
+__all__ = [
+    "Capabilities",
+    "ClaimRequest",
+    "Heartbeat",
+    "InsertedJob",
+    "JobQuery",
+    "Storage",
+    "WorkerInfo",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What a backend can do, so the runtime can choose without naming the backend."""
+
+    #: Several processes on several hosts may share the store.
+    multi_host: bool
+    #: Other processes' writes wake :meth:`Storage.wait_for_change` without polling the jobs table.
+    cross_process_notify: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsertedJob:
+    job: Job
+    #: False when an earlier job with the same idempotency key was returned instead.
+    created: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobQuery:
+    states: frozenset[JobState] = frozenset()
+    queue: str | None = None
+    definition_name: str | None = None
+    group_key: str | None = None
+    limit: int = 100
+    #: Only jobs submitted before the job with this id (newest first pagination).
+    before: JobId | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimRequest:
+    """Move up to ``limit`` runnable jobs from ``queues`` (None: all) to STARTING for a worker."""
+
+    worker_id: str
+    queues: tuple[str, ...] | None
+    limit: int
+    now: datetime
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """A worker renews the lease of the jobs it runs (or only checks them, when ``lease_until`` is None)."""
+
+    worker_id: str
+    job_ids: tuple[JobId, ...]
+    now: datetime
+    lease_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...] | None
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None = None
+
+
+class Storage(Protocol):
+    """Everything Dockyard keeps. All verbs are coroutines; each is one transaction."""
+
+    capabilities: Capabilities
+
+    async def migrate(self) -> list[str]:
+        """Apply the migrations not applied yet; return their names."""
+        ...
+
+    async def close(self) -> None: ...
+
+    async def insert_definition(self, name: str, spec: DefinitionSpec, now: datetime) -> Definition:
+        """Store ``spec`` as the next revision of ``name`` (1 for a new name)."""
+        ...
+
+    async def get_definition(self, name: str, revision: int | None) -> Definition | None:
+        """A fixed revision, or the latest ACTIVE one when ``revision`` is None."""
+        ...
+
+    async def list_definitions(self, name: str | None = None) -> list[Definition]:
+        """All revisions of ``name``, or the latest revision of every name."""
+        ...
+
+    async def set_definition_status(
+        self, name: str, revision: int, status: DefinitionStatus
+    ) -> Definition | None: ...
+
+    async def insert_jobs(self, jobs: Sequence[NewJob]) -> list[InsertedJob]:
+        """Insert jobs as RUNNABLE; a job whose idempotency key exists returns the existing job."""
+        ...
+
+    async def get_job(self, job_id: JobId) -> Job | None:
+        """The job with its attempts."""
+        ...
+
+    async def list_jobs(self, query: JobQuery) -> list[Job]:
+        """Newest first, without attempts."""
+        ...
+
+    async def claim(self, request: ClaimRequest) -> list[Job]:
+        """Claim runnable jobs in priority then submission order, keeping groups one at a time."""
+        ...
+
+    async def apply(self, transitions: Sequence[Transition]) -> list[bool]:
+        """Apply each transition with a guarded write; False where its guard did not hold."""
+        ...
+
+    async def heartbeat(self, beat: Heartbeat) -> frozenset[JobId]:
+        """Renew leases; return the ids the worker no longer holds (cancelled or taken over)."""
+        ...
+
+    async def expired_leases(self, now: datetime, limit: int) -> list[Job]:
+        """Jobs in STARTING or RUNNING whose lease ended before ``now``."""
+        ...
+
+    async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
+        """When the earliest job that waits for its not-before time becomes runnable."""
+        ...
+
+    async def register_worker(self, worker: WorkerInfo) -> None: ...
+
+    async def list_workers(self) -> list[WorkerInfo]: ...
+
+    def change_token(self) -> int:
+        """A counter to pass to :meth:`wait_for_change`."""
+        ...
+
+    async def wait_for_change(self, token: int, timeout: float) -> None:
+        """Return soon after a write committed since ``token`` was read, or after ``timeout``."""
+        ...

@@ -1,0 +1,560 @@
+"""SQLite implementation of the storage port.
+
+One connection per process, used from one thread (SQLite allows one writer at a time anyway), so
+each verb is one short transaction run off the event loop. Writes take the lock up front with
+``BEGIN IMMEDIATE`` and wait behind other processes with a busy timeout instead of failing. Claims
+are one ``UPDATE … WHERE seq IN (SELECT … LIMIT n) RETURNING`` under that lock, so two workers can
+never claim the same job. Other processes' commits are noticed through ``PRAGMA data_version``,
+which costs no disk read, so an idle worker wakes within one poll interval of a submit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dockyard.domain.definitions import definition_document, parse_definition
+from dockyard.domain.documents import overrides_document, parse_overrides
+from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus, JobState
+from dockyard.domain.transitions import CLAIM, Transition
+from dockyard.errors import StorageError
+from dockyard.storage.port import (
+    Capabilities,
+    ClaimRequest,
+    Heartbeat,
+    InsertedJob,
+    JobQuery,
+    WorkerInfo,
+)
+from dockyard.storage.signal import ChangeSignal
+from dockyard.storage.sqlite.migrator import apply_migrations
+
+__all__ = ["SQLiteStorage"]
+
+T = TypeVar("T")
+
+#: How often an idle waiter looks for commits made by other processes.
+POLL_INTERVAL = 0.02
+BUSY_TIMEOUT_MS = 30_000
+
+_TIME_COLUMNS = frozenset(
+    {"created_at", "not_before", "started_at", "stopped_at", "lease_expires_at"}
+)
+_JSON_COLUMNS = frozenset({"payload", "result"})
+_UPDATABLE = frozenset(
+    {
+        "status_reason",
+        "not_before",
+        "started_at",
+        "stopped_at",
+        "worker_id",
+        "lease_expires_at",
+        "exit_code",
+        "result",
+        "attempts_used",
+    }
+)
+_ACTIVE = tuple(sorted(ACTIVE_STATES))
+_TERMINAL_SQL = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
+
+
+def _ts(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _dt(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+class SQLiteStorage:
+    """The embedded store: a single SQLite file, safe for several processes on one host."""
+
+    capabilities = Capabilities(multi_host=False, cross_process_notify=False)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="dockyard-sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._signal = ChangeSignal()
+        self._data_version = 0
+        self._lock = threading.Lock()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            except (OSError, sqlite3.Error) as error:
+                raise StorageError(f"cannot open {self.path}: {error}") from error
+            db.row_factory = sqlite3.Row
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a crashed process loses nothing; a power cut may lose the last
+            # commits but never corrupts the file.
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            self._db = db
+        return self._db
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, lambda: fn(self._connect()))
+
+    @contextmanager
+    def _write(self, db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        self._signal.notify()
+
+    async def migrate(self) -> list[str]:
+        return await self._run(apply_migrations)
+
+    async def close(self) -> None:
+        def close(db: sqlite3.Connection) -> None:
+            db.close()
+            self._db = None
+
+        if self._db is not None:
+            await self._run(close)
+        self._thread.shutdown(wait=True)
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    async def insert_definition(self, name: str, spec: DefinitionSpec, now: datetime) -> Definition:
+        document = json.dumps(definition_document(name, spec))
+
+        def insert(db: sqlite3.Connection) -> Definition:
+            with self._write(db):
+                row = db.execute(
+                    "INSERT INTO definitions (name, revision, status, created_at, document)"
+                    " SELECT ?, COALESCE(MAX(revision), 0) + 1, 'ACTIVE', ?, ?"
+                    " FROM definitions WHERE name = ? RETURNING *",
+                    (name, now.timestamp(), document, name),
+                ).fetchone()
+            return _definition(row)
+
+        return await self._run(insert)
+
+    async def get_definition(self, name: str, revision: int | None) -> Definition | None:
+        if revision is None:
+            sql = (
+                "SELECT * FROM definitions WHERE name = ? AND status = 'ACTIVE'"
+                " ORDER BY revision DESC LIMIT 1"
+            )
+            args: tuple[Any, ...] = (name,)
+        else:
+            sql, args = (
+                "SELECT * FROM definitions WHERE name = ? AND revision = ?",
+                (name, revision),
+            )
+        row = await self._run(lambda db: db.execute(sql, args).fetchone())
+        return None if row is None else _definition(row)
+
+    async def list_definitions(self, name: str | None = None) -> list[Definition]:
+        if name is None:
+            sql = (
+                "SELECT d.* FROM definitions d JOIN (SELECT name, MAX(revision) AS revision"
+                " FROM definitions GROUP BY name) latest USING (name, revision) ORDER BY d.name"
+            )
+            args: tuple[Any, ...] = ()
+        else:
+            sql, args = "SELECT * FROM definitions WHERE name = ? ORDER BY revision", (name,)
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
+        return [_definition(row) for row in rows]
+
+    async def set_definition_status(
+        self, name: str, revision: int, status: DefinitionStatus
+    ) -> Definition | None:
+        def update(db: sqlite3.Connection) -> sqlite3.Row | None:
+            with self._write(db):
+                row: sqlite3.Row | None = db.execute(
+                    "UPDATE definitions SET status = ? WHERE name = ? AND revision = ? RETURNING *",
+                    (status.value, name, revision),
+                ).fetchone()
+            return row
+
+        row = await self._run(update)
+        return None if row is None else _definition(row)
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def insert_jobs(self, jobs: Sequence[NewJob]) -> list[InsertedJob]:
+        rows = [
+            (
+                job.id,
+                job.name,
+                job.definition_name,
+                job.definition_revision,
+                JobState.RUNNABLE.value,
+                job.queue,
+                job.group_key,
+                job.priority,
+                job.idempotency_key,
+                json.dumps(job.payload),
+                json.dumps(overrides_document(job.overrides)),
+                json.dumps(dict(job.parameters)),
+                job.max_attempts,
+                job.created_at.timestamp(),
+                job.not_before.timestamp(),
+            )
+            for job in jobs
+        ]
+        sql = (
+            "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
+            " group_key, priority, idempotency_key, payload, overrides, parameters, max_attempts,"
+            f" created_at, not_before) VALUES ({_placeholders(15)})"
+            " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+        )
+
+        def insert(db: sqlite3.Connection) -> list[InsertedJob]:
+            with self._write(db):
+                db.executemany(sql, rows)
+                found = _select_jobs_by(db, "id", [job.id for job in jobs])
+                missing = [job.idempotency_key for job in jobs if job.id not in found]
+                existing = _select_jobs_by(db, "idempotency_key", missing) if missing else {}
+            by_key = {job.idempotency_key: job for job in existing.values()}
+            return [
+                InsertedJob(job=found[job.id], created=True)
+                if job.id in found
+                else InsertedJob(job=by_key[job.idempotency_key], created=False)
+                for job in jobs
+            ]
+
+        return await self._run(insert)
+
+    async def get_job(self, job_id: JobId) -> Job | None:
+        def get(db: sqlite3.Connection) -> Job | None:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            attempts = db.execute(
+                "SELECT * FROM attempts WHERE job_id = ? ORDER BY number", (job_id,)
+            ).fetchall()
+            return _job(row, tuple(_attempt(a) for a in attempts))
+
+        return await self._run(get)
+
+    async def list_jobs(self, query: JobQuery) -> list[Job]:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.states:
+            where.append(f"state IN ({_placeholders(len(query.states))})")
+            args.extend(sorted(query.states))
+        for column, value in (
+            ("queue", query.queue),
+            ("definition_name", query.definition_name),
+            ("group_key", query.group_key),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if query.before is not None:
+            where.append("seq < (SELECT seq FROM jobs WHERE id = ?)")
+            args.append(query.before)
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(query.limit)
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
+        return [_job(row) for row in rows]
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    async def claim(self, request: ClaimRequest) -> list[Job]:
+        (source,) = CLAIM.expected_from
+        queue_filter, args = (
+            "",
+            [
+                CLAIM.to.value,
+                request.worker_id,
+                request.lease_until.timestamp(),
+                source.value,
+                request.now.timestamp(),
+            ],
+        )
+        if request.queues is not None:
+            queue_filter = f" AND j.queue IN ({_placeholders(len(request.queues))})"
+            args.extend(request.queues)
+        args.append(request.limit)
+        sql = (
+            "UPDATE jobs SET state = ?, worker_id = ?, lease_expires_at = ?, status_reason = NULL,"
+            " attempt_count = attempt_count + 1, attempts_used = attempts_used + 1"
+            " WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.state = ? AND j.not_before <= ?"
+            f"{queue_filter} AND (j.group_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs g"
+            " WHERE g.group_key = j.group_key AND g.seq < j.seq"
+            f" AND g.state NOT IN ({_TERMINAL_SQL})))"
+            " ORDER BY j.priority DESC, j.seq LIMIT ?) RETURNING *"
+        )
+
+        def claim(db: sqlite3.Connection) -> list[Job]:
+            with self._write(db):
+                rows = db.execute(sql, args).fetchall()
+                db.executemany(
+                    "INSERT INTO attempts (job_id, number, worker_id, claimed_at) VALUES (?, ?, ?, ?)",
+                    [
+                        (
+                            row["id"],
+                            row["attempt_count"],
+                            request.worker_id,
+                            request.now.timestamp(),
+                        )
+                        for row in rows
+                    ],
+                )
+            jobs = [_job(row) for row in rows]
+            jobs.sort(key=lambda job: (-job.priority, job.created_at))
+            return jobs
+
+        return await self._run(claim)
+
+    async def apply(self, transitions: Sequence[Transition]) -> list[bool]:
+        def apply(db: sqlite3.Connection) -> list[bool]:
+            with self._write(db):
+                return [_apply_one(db, transition) for transition in transitions]
+
+        return await self._run(apply)
+
+    async def heartbeat(self, beat: Heartbeat) -> frozenset[JobId]:
+        ids = list(beat.job_ids)
+        marks = _placeholders(len(ids))
+
+        def renew(db: sqlite3.Connection) -> frozenset[JobId]:
+            if beat.lease_until is not None:
+                with self._write(db):
+                    db.execute(
+                        f"UPDATE jobs SET lease_expires_at = ? WHERE id IN ({marks})"
+                        " AND worker_id = ? AND state IN (?, ?)",
+                        (beat.lease_until.timestamp(), *ids, beat.worker_id, *_ACTIVE),
+                    )
+                    db.execute(
+                        "UPDATE workers SET heartbeat_at = ? WHERE id = ?",
+                        (beat.now.timestamp(), beat.worker_id),
+                    )
+            if not ids:
+                return frozenset()
+            held = db.execute(
+                f"SELECT id FROM jobs WHERE id IN ({marks}) AND worker_id = ? AND state IN (?, ?)",
+                (*ids, beat.worker_id, *_ACTIVE),
+            ).fetchall()
+            return frozenset(ids) - {row[0] for row in held}
+
+        return await self._run(renew)
+
+    async def expired_leases(self, now: datetime, limit: int) -> list[Job]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT * FROM jobs WHERE state IN (?, ?) AND lease_expires_at < ? LIMIT ?",
+                (*_ACTIVE, now.timestamp(), limit),
+            ).fetchall()
+        )
+        return [_job(row) for row in rows]
+
+    async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
+        sql = "SELECT MIN(not_before) FROM jobs WHERE state = 'RUNNABLE'"
+        args: list[Any] = []
+        if queues is not None:
+            sql += f" AND queue IN ({_placeholders(len(queues))})"
+            args.extend(queues)
+        row = await self._run(lambda db: db.execute(sql, args).fetchone())
+        return _dt(row[0])
+
+    # -- workers --------------------------------------------------------------------------------
+
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        def register(db: sqlite3.Connection) -> None:
+            with self._write(db):
+                db.execute(
+                    "INSERT OR REPLACE INTO workers (id, hostname, pid, queues, concurrency,"
+                    " started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        worker.id,
+                        worker.hostname,
+                        worker.pid,
+                        None if worker.queues is None else json.dumps(worker.queues),
+                        worker.concurrency,
+                        worker.started_at.timestamp(),
+                        worker.heartbeat_at.timestamp(),
+                        _ts(worker.stopped_at),
+                    ),
+                )
+
+        await self._run(register)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT * FROM workers ORDER BY started_at").fetchall()
+        )
+        return [
+            WorkerInfo(
+                id=row["id"],
+                hostname=row["hostname"],
+                pid=row["pid"],
+                queues=None if row["queues"] is None else tuple(json.loads(row["queues"])),
+                concurrency=row["concurrency"],
+                started_at=_dt(row["started_at"]),  # type: ignore[arg-type]
+                heartbeat_at=_dt(row["heartbeat_at"]),  # type: ignore[arg-type]
+                stopped_at=_dt(row["stopped_at"]),
+            )
+            for row in rows
+        ]
+
+    # -- change notification --------------------------------------------------------------------
+
+    def change_token(self) -> int:
+        return self._signal.generation
+
+    async def wait_for_change(self, token: int, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            if await self._signal.wait(token, min(remaining, POLL_INTERVAL)):
+                return
+            if await self._run(self._other_process_committed):
+                return
+
+    def _other_process_committed(self, db: sqlite3.Connection) -> bool:
+        version = int(db.execute("PRAGMA data_version").fetchone()[0])
+        changed = version != self._data_version
+        self._data_version = version
+        return changed
+
+
+def _apply_one(db: sqlite3.Connection, transition: Transition) -> bool:
+    sets = ["state = ?", "status_reason = ?"]
+    args: list[Any] = [transition.to.value, transition.reason]
+    for column, value in transition.updates.items():
+        if column not in _UPDATABLE:
+            raise ValueError(f"transition may not set {column}")
+        sets.append(f"{column} = ?")
+        args.append(_encode(column, value))
+    where = f"id = ? AND state IN ({_placeholders(len(transition.expected_from))})"
+    args.append(transition.job_id)
+    args.extend(sorted(transition.expected_from))
+    if transition.expected_worker is not None:
+        where += " AND worker_id = ?"
+        args.append(transition.expected_worker)
+    if transition.lease_expired_before is not None:
+        where += " AND lease_expires_at < ?"
+        args.append(transition.lease_expired_before.timestamp())
+    applied = db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE {where}", args).rowcount == 1
+    end = transition.attempt_end
+    if end is not None:
+        # An attempt is closed once: by its worker, or first by a cancel or a rescue.
+        db.execute(
+            "UPDATE attempts SET stopped_at = ?, exit_code = ?, reason = ?, status_reason = ?,"
+            " counted = ? WHERE job_id = ? AND number = ? AND stopped_at IS NULL",
+            (
+                end.stopped_at.timestamp(),
+                end.exit_code,
+                end.reason,
+                end.status_reason,
+                int(end.counted),
+                transition.job_id,
+                end.number,
+            ),
+        )
+    if applied and transition.attempt_started_at is not None:
+        db.execute(
+            "UPDATE attempts SET started_at = ? WHERE job_id = ?"
+            " AND number = (SELECT attempt_count FROM jobs WHERE id = ?)",
+            (transition.attempt_started_at.timestamp(), transition.job_id, transition.job_id),
+        )
+    return applied
+
+
+def _encode(column: str, value: object) -> object:
+    if column in _TIME_COLUMNS:
+        return _ts(value)  # type: ignore[arg-type]
+    if column in _JSON_COLUMNS:
+        return json.dumps(value)
+    return value
+
+
+def _select_jobs_by(db: sqlite3.Connection, column: str, values: list[Any]) -> dict[str, Job]:
+    found: dict[str, Job] = {}
+    for start in range(0, len(values), 500):
+        chunk = values[start : start + 500]
+        rows = db.execute(
+            f"SELECT * FROM jobs WHERE {column} IN ({_placeholders(len(chunk))})", chunk
+        ).fetchall()
+        found.update((row["id"], _job(row)) for row in rows)
+    return found
+
+
+def _definition(row: sqlite3.Row) -> Definition:
+    return Definition(
+        name=row["name"],
+        revision=row["revision"],
+        status=DefinitionStatus(row["status"]),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        spec=parse_definition(
+            {k: v for k, v in json.loads(row["document"]).items() if k != "name"}
+        ),
+    )
+
+
+def _job(row: sqlite3.Row, attempts: tuple[Attempt, ...] = ()) -> Job:
+    return Job(
+        id=JobId(row["id"]),
+        name=row["name"],
+        definition_name=row["definition_name"],
+        definition_revision=row["definition_revision"],
+        state=JobState(row["state"]),
+        status_reason=row["status_reason"],
+        queue=row["queue"],
+        group_key=row["group_key"],
+        priority=row["priority"],
+        idempotency_key=row["idempotency_key"],
+        payload=json.loads(row["payload"]) if row["payload"] is not None else None,
+        overrides=parse_overrides(json.loads(row["overrides"])),
+        parameters=json.loads(row["parameters"]),
+        max_attempts=row["max_attempts"],
+        attempt_count=row["attempt_count"],
+        attempts_used=row["attempts_used"],
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        not_before=datetime.fromtimestamp(row["not_before"], UTC),
+        started_at=_dt(row["started_at"]),
+        stopped_at=_dt(row["stopped_at"]),
+        worker_id=row["worker_id"],
+        lease_expires_at=_dt(row["lease_expires_at"]),
+        exit_code=row["exit_code"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        attempts=attempts,
+    )
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    return Attempt(
+        number=row["number"],
+        worker_id=row["worker_id"],
+        started_at=_dt(row["started_at"]),
+        stopped_at=_dt(row["stopped_at"]),
+        exit_code=row["exit_code"],
+        reason=row["reason"],
+        status_reason=row["status_reason"],
+        counted=bool(row["counted"]),
+    )
