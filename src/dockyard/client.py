@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from dockyard.app import Dockyard, Submitted, WorkerInfo
+from dockyard.domain.clock import Clock
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import JSON, Definition, Job
 from dockyard.settings import Settings
@@ -33,13 +34,13 @@ def connect(url: str | None = None, *, home: str | Path | None = None) -> Client
 class Client:
     """Every user operation, by the same names as the CLI. Close it, or use it in a ``with``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self._closed = False
         self._stack = ExitStack()
         self._portal: BlockingPortal = self._stack.enter_context(start_blocking_portal())
         try:
-            self._app = self._portal.call(Dockyard.open, settings)
+            self._app = self._portal.call(lambda: Dockyard.open(settings, clock=clock))
         except BaseException:
             self._stack.close()
             raise

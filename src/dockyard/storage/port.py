@@ -123,7 +123,7 @@ class Storage(Protocol):
         ...
 
     async def list_jobs(self, query: JobQuery) -> list[Job]:
-        """Newest first, without attempts."""
+        """Newest first, each with its attempts."""
         ...
 
     async def claim(self, request: ClaimRequest) -> list[Job]:

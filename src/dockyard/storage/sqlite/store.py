@@ -276,8 +276,20 @@ class SQLiteStorage:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY seq DESC LIMIT ?"
         args.append(query.limit)
-        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
-        return [_job(row) for row in rows]
+
+        def select(db: sqlite3.Connection) -> list[Job]:
+            rows = db.execute(sql, args).fetchall()
+            attempts: dict[str, list[Attempt]] = {row["id"]: [] for row in rows}
+            if rows:
+                for row in db.execute(
+                    f"SELECT * FROM attempts WHERE job_id IN ({_placeholders(len(rows))})"
+                    " ORDER BY job_id, number",
+                    list(attempts),
+                ):
+                    attempts[row["job_id"]].append(_attempt(row))
+            return [_job(row, tuple(attempts[row["id"]])) for row in rows]
+
+        return await self._run(select)
 
     # -- the hot path ---------------------------------------------------------------------------
 

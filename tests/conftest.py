@@ -1,0 +1,214 @@
+"""Shared fixtures: a Dockyard home in a temporary folder, a client, and real workers.
+
+Workers are real: :class:`WorkerThread` runs the production :class:`~dockyard.runtime.Worker` on
+its own event loop in a thread (so a test can give it a fake clock), and :class:`WorkerProcess`
+runs ``python -m dockyard worker`` as a separate process (so a test can SIGKILL it). Both share the
+SQLite file with the test's client, as a worker and a CLI on one laptop do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard import Client, Definition
+from dockyard.app import Dockyard, WorkerConfig
+from dockyard.runtime import Worker
+from dockyard.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class FakeClock:
+    """A clock that moves only when a test moves it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+
+
+class WorkerThread:
+    """A production worker on its own event loop in a background thread."""
+
+    def __init__(self, settings: Settings, config: WorkerConfig, clock: Any = None) -> None:
+        self.settings = settings
+        self.config = config
+        self.clock = clock
+        self.worker: Worker | None = None
+        self.error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="test-worker", daemon=True)
+
+    def start(self) -> WorkerThread:
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise TimeoutError("worker did not start")
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as error:
+            self.error = error
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        app = await Dockyard.open(self.settings, clock=self.clock)
+        try:
+            self._loop = asyncio.get_running_loop()
+            self.worker = app.worker(self.config)
+            task = asyncio.create_task(self.worker.run())
+            await self.worker.started.wait()
+            self._ready.set()
+            await task
+        finally:
+            await app.close()
+
+    def stop(self, timeout: float = 60) -> None:
+        """Graceful stop (as SIGTERM does), then wait for the thread to end."""
+        if self._loop is not None and self.worker is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self.worker.stop)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("worker did not stop")
+        if self.error is not None:
+            raise self.error
+
+    def join(self, timeout: float = 60) -> None:
+        """Wait for a burst worker to finish by itself."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("worker still running")
+        if self.error is not None:
+            raise self.error
+
+
+class WorkerProcess:
+    """``python -m dockyard worker`` in its own process and process group."""
+
+    def __init__(self, settings: Settings, *args: str, log: Path) -> None:
+        self.log_path = log
+        self._log = log.open("ab")
+        env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
+        env.pop("DOCKYARD_LOG_DIR", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "worker", *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL the worker alone (its jobs' process groups live on, as after a crash)."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def terminate(self, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        """Stop the worker if it still runs (SIGTERM, then SIGKILL) and close its log."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    home = tmp_path / "home"
+    return Settings.resolve(home=home, environ={})
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    with Client(settings) as connected:
+        yield connected
+
+
+@pytest.fixture
+def start_worker(settings: Settings) -> Iterator[Any]:
+    """``start_worker(concurrency=…, clock=…, **config)`` → a started :class:`WorkerThread`."""
+    started: list[WorkerThread] = []
+
+    def start(*, clock: Any = None, **config: Any) -> WorkerThread:
+        config.setdefault("poll_seconds", 0.05)
+        config.setdefault("check_seconds", 0.1)
+        thread = WorkerThread(settings, WorkerConfig(**config), clock=clock).start()
+        started.append(thread)
+        return thread
+
+    yield start
+    for thread in started:
+        thread.stop()
+
+
+@pytest.fixture
+def spawn_worker(settings: Settings, tmp_path: Path) -> Iterator[Any]:
+    """``spawn_worker("--concurrency", "4", …)`` → a running :class:`WorkerProcess`."""
+    spawned: list[WorkerProcess] = []
+
+    def spawn(*args: str) -> WorkerProcess:
+        process = WorkerProcess(settings, *args, log=tmp_path / f"worker-{len(spawned)}.log")
+        spawned.append(process)
+        return process
+
+    yield spawn
+    for process in spawned:
+        process.close()
+
+
+def register_process(client: Client, name: str, *command: str, **fields: Any) -> Definition:
+    """Register a process definition running ``command`` with ``fields`` (document format)."""
+    return client.register({"executor": "process", "command": list(command), **fields}, name=name)
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under CI=true a skipped test is a failure: a missing service must never pass as green."""
+    if os.environ.get("CI") == "true" and _skipped:
+        print(f"\nCI=true: {len(_skipped)} test(s) were skipped: {', '.join(_skipped)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,416 @@
+"""The process and python executors, end to end: a real worker, real processes, real SQLite.
+
+Every test registers a definition, submits a job through the SDK, lets a worker run it and checks
+what a user would check: the job's state, exit code, attempts, result and log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from dockyard import Client, JobState
+from tests.conftest import register_process
+
+# A hung job must fail the test, not the whole run.
+pytestmark = pytest.mark.timeout(60)
+
+T = TypeVar("T")
+
+PRINT_ENVIRONMENT = "import json, os; print(json.dumps(dict(os.environ)))"
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``predicate`` every 0.02 s until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def is_dead(pid: int) -> bool:
+    """True when ``pid`` is gone, or is a zombie that nobody reaped yet."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    for line in status.splitlines():
+        if line.startswith("State:"):
+            return line.split()[1] in ("Z", "X")
+    return False
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid a job wrote to ``path``, or None while it has not written it yet."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text else None
+
+
+def log_environment(client: Client, job_id: str) -> dict[str, str]:
+    """The environment a job printed as JSON (see :data:`PRINT_ENVIRONMENT`)."""
+    environment: dict[str, str] = json.loads(client.logs(job_id))
+    return environment
+
+
+# -- process: exit codes ----------------------------------------------------------------------
+
+
+def test_exit_zero_succeeds_with_one_closed_attempt(client: Client, start_worker: Any) -> None:
+    start_worker()
+    register_process(client, "ok", "true")
+
+    job = client.wait(client.submit("ok").id, timeout=10)
+
+    assert job.state is JobState.SUCCEEDED
+    assert job.exit_code == 0
+    assert job.attempt_count == 1
+    (attempt,) = job.attempts
+    assert attempt.number == 1
+    assert attempt.exit_code == 0
+    assert attempt.reason is None
+    assert attempt.started_at is not None
+    assert attempt.stopped_at is not None
+    assert attempt.started_at <= attempt.stopped_at
+    assert job.started_at is not None and job.stopped_at is not None
+
+
+def test_non_zero_exit_ends_failed_with_the_code(client: Client, start_worker: Any) -> None:
+    start_worker()
+    register_process(client, "three", "sh", "-c", "echo failing; exit 3")
+
+    job = client.wait(client.submit("three").id, timeout=10)
+
+    assert job.state is JobState.FAILED
+    assert job.exit_code == 3
+    assert job.status_reason == "Exited with code 3"
+    (attempt,) = job.attempts
+    assert attempt.reason == "NonZeroExit"
+    assert attempt.exit_code == 3
+    assert attempt.stopped_at is not None
+    assert client.logs(job.id) == "failing\n"
+
+
+# -- process: environment, command, shell, parameters --------------------------------------------
+
+
+def test_process_sees_dockyard_variables_and_merged_environment(
+    client: Client, start_worker: Any
+) -> None:
+    start_worker()
+    register_process(
+        client,
+        "env",
+        sys.executable,
+        "-c",
+        PRINT_ENVIRONMENT,
+        environment={"DY_TEST_GREETING": "hello", "DY_TEST_COLOR": "blue"},
+    )
+    payload: dict[str, Any] = {"n": 1, "words": ["a b", "c"], "nested": {"ok": True}}
+
+    job = client.submit(
+        "env",
+        payload=payload,
+        queue="reports",
+        name="nightly-env",
+        environment={"DY_TEST_COLOR": "red", "DY_TEST_EXTRA": "1"},
+    )
+    plain = client.submit("env", queue="reports")
+    assert client.wait(job.id, timeout=10).state is JobState.SUCCEEDED
+    assert client.wait(plain.id, timeout=10).state is JobState.SUCCEEDED
+
+    env = log_environment(client, job.id)
+    assert env["DOCKYARD_JOB_ID"] == job.id
+    assert env["DOCKYARD_JOB_ATTEMPT"] == "1"
+    assert env["DOCKYARD_JOB_NAME"] == "nightly-env"
+    assert env["DOCKYARD_QUEUE"] == "reports"
+    assert json.loads(env["DOCKYARD_PAYLOAD"]) == payload
+    # Merged by name: the override wins, the definition's other variables stay.
+    assert env["DY_TEST_GREETING"] == "hello"
+    assert env["DY_TEST_COLOR"] == "red"
+    assert env["DY_TEST_EXTRA"] == "1"
+
+    # Another job of the same definition is not touched by the first one's overrides.
+    env = log_environment(client, plain.id)
+    assert env["DOCKYARD_JOB_ID"] == plain.id
+    assert env["DOCKYARD_JOB_NAME"] == "env"
+    assert json.loads(env["DOCKYARD_PAYLOAD"]) is None
+    assert env["DY_TEST_COLOR"] == "blue"
+    assert "DY_TEST_EXTRA" not in env
+
+
+def test_command_override_replaces_the_definitions_command(
+    client: Client, start_worker: Any
+) -> None:
+    start_worker()
+    register_process(client, "say", "echo", "from", "definition")
+
+    default = client.submit("say")
+    override = client.submit("say", command=["echo", "from", "submit"])
+
+    assert client.wait(default.id, timeout=10).state is JobState.SUCCEEDED
+    assert client.wait(override.id, timeout=10).state is JobState.SUCCEEDED
+    assert client.logs(default.id) == "from definition\n"
+    assert client.logs(override.id) == "from submit\n"
+
+
+def test_shell_true_runs_a_shell_line(client: Client, start_worker: Any) -> None:
+    start_worker()
+    client.register(
+        {
+            "executor": "process",
+            "command": 'echo one && echo two | tr a-z A-Z; echo "$DY_TEST_WHO" >&2',
+            "shell": True,
+            "environment": {"DY_TEST_WHO": "shell sees env"},
+        },
+        name="shell",
+    )
+
+    job = client.wait(client.submit("shell").id, timeout=10)
+
+    assert job.state is JobState.SUCCEEDED
+    assert client.logs(job.id) == "one\nTWO\nshell sees env\n"
+
+
+def test_ref_parameters_come_from_defaults_and_submit_wins(
+    client: Client, start_worker: Any
+) -> None:
+    start_worker()
+    register_process(
+        client,
+        "greet",
+        "echo",
+        "Ref::greeting",
+        "Ref::who",
+        "Ref::undefined",
+        parameters={"greeting": "hello", "who": "world"},
+    )
+
+    defaults = client.submit("greet")
+    overridden = client.submit("greet", parameters={"who": "dockyard"})
+
+    assert client.wait(defaults.id, timeout=10).state is JobState.SUCCEEDED
+    assert client.wait(overridden.id, timeout=10).state is JobState.SUCCEEDED
+    assert client.logs(defaults.id) == "hello world Ref::undefined\n"
+    assert client.logs(overridden.id) == "hello dockyard Ref::undefined\n"
+
+
+# -- process: timeouts, cancels, programs that cannot start ------------------------------------
+
+# The job's main process starts a child that ignores SIGTERM (and writes its pid), then waits.
+STUBBORN_CHILD = (
+    'sh -c \'trap "" TERM; echo $$ > "$PID_FILE"; exec sleep 60\' & '
+    "wait; echo main process still here"
+)
+
+
+def test_a_timeout_kills_a_process_tree_whose_child_ignores_sigterm(
+    client: Client, start_worker: Any, tmp_path: Path
+) -> None:
+    start_worker()
+    pid_file = tmp_path / "child.pid"
+    register_process(
+        client,
+        "stubborn",
+        "sh",
+        "-c",
+        STUBBORN_CHILD,
+        environment={"PID_FILE": str(pid_file)},
+        timeout=1,
+        kill_grace=0.5,
+        retry={"attempts": 3, "backoff_base": 0},
+    )
+
+    started = time.monotonic()
+    job = client.wait(client.submit("stubborn").id, timeout=20)
+    elapsed = time.monotonic() - started
+
+    assert job.state is JobState.FAILED
+    assert job.status_reason is not None and "timeout" in job.status_reason.lower()
+    assert job.attempt_count == 1, "a timeout must not be retried"
+    (attempt,) = job.attempts
+    assert attempt.reason == "Timeout"
+    assert attempt.stopped_at is not None
+    assert elapsed < 10
+    child = read_pid(pid_file)
+    assert child is not None, "the child never started"
+    assert is_dead(child), f"child {child} that ignores SIGTERM outlived the timeout"
+
+
+def test_cancelling_a_running_job_kills_it_within_2_s(
+    client: Client, start_worker: Any, tmp_path: Path
+) -> None:
+    start_worker()
+    pid_file = tmp_path / "sleep.pid"
+    register_process(
+        client,
+        "sleeper",
+        "sh",
+        "-c",
+        'echo $$ > "$PID_FILE"; exec sleep 60',
+        environment={"PID_FILE": str(pid_file)},
+    )
+    job = client.submit("sleeper")
+    wait_until(lambda: client.get(job.id).state is JobState.RUNNING, what="the job to run")
+    pid = wait_until(lambda: read_pid(pid_file), what="the job to write its pid")
+    assert pid is not None
+    assert not is_dead(pid)
+
+    started = time.monotonic()
+    client.cancel(job.id)
+    wait_until(lambda: is_dead(pid), timeout=5, what=f"process {pid} to die")
+    wait_until(lambda: client.get(job.id).state is JobState.CANCELLED, timeout=5, what="CANCELLED")
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 2, f"the cancel took {elapsed:.2f} s"
+    job = client.wait(job.id, timeout=5)
+    assert job.state is JobState.CANCELLED
+    (attempt,) = job.attempts
+    assert attempt.stopped_at is not None
+    assert attempt.reason == "Cancelled"
+
+
+def test_a_program_that_does_not_exist_fails_with_cannot_start(
+    client: Client, start_worker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    start_worker()
+    register_process(client, "missing", "dockyard-test-no-such-program", "--flag")
+
+    job = client.wait(client.submit("missing").id, timeout=10)
+
+    assert job.state is JobState.FAILED
+    (attempt,) = job.attempts
+    assert attempt.reason == "CannotStart"
+    assert job.status_reason is not None
+    assert "dockyard-test-no-such-program" in job.status_reason
+    assert "cannot start dockyard-test-no-such-program" in client.logs(job.id)
+    # A user's typo is the user's problem, not a worker crash: nothing logged, no traceback.
+    assert [record.getMessage() for record in caplog.records] == []
+    assert "Traceback" not in caplog.text
+
+
+# -- python executor, inline ----------------------------------------------------------------------
+
+
+def register_function(client: Client, name: str, function: str, **fields: Any) -> None:
+    client.register(
+        {"executor": "python", "function": f"tests.jobfunctions:{function}", **fields}, name=name
+    )
+
+
+def test_inline_function_returns_its_result_and_prints_to_the_log(
+    client: Client, start_worker: Any
+) -> None:
+    start_worker()
+    register_function(client, "echo", "echo")
+    payload: dict[str, Any] = {"n": 21, "tags": ["a", "b"], "nested": {"x": None}}
+
+    job = client.wait(client.submit("echo", payload=payload).id, timeout=10)
+
+    assert job.state is JobState.SUCCEEDED
+    assert job.result == {"received": payload, "ok": True}
+    assert f"echo got {payload!r}\n" in client.logs(job.id)
+
+
+def test_inline_async_function_works(client: Client, start_worker: Any) -> None:
+    start_worker()
+    register_function(client, "async-echo", "async_echo")
+
+    job = client.wait(client.submit("async-echo", payload=[1, 2, 3]).id, timeout=10)
+
+    assert job.state is JobState.SUCCEEDED
+    assert job.result == {"received": [1, 2, 3], "async": True}
+    assert "async echo got [1, 2, 3]\n" in client.logs(job.id)
+
+
+def test_inline_function_that_raises_fails_with_the_exception(
+    client: Client, start_worker: Any
+) -> None:
+    start_worker()
+    register_function(client, "boom", "boom")
+
+    job = client.wait(client.submit("boom").id, timeout=10)
+
+    assert job.state is JobState.FAILED
+    assert job.status_reason is not None and "boom" in job.status_reason
+    (attempt,) = job.attempts
+    assert attempt.reason == "ValueError"
+    log = client.logs(job.id)
+    assert log.startswith("about to fail\n")
+    assert "Traceback (most recent call last)" in log
+    assert "ValueError: boom" in log
+
+
+@pytest.mark.parametrize(
+    "function",
+    ["tests.jobfunctions:no_such_function", "tests.no_such_module:echo"],
+    ids=["missing-function", "missing-module"],
+)
+def test_inline_function_that_cannot_be_imported_fails(
+    client: Client, start_worker: Any, function: str
+) -> None:
+    start_worker()
+    client.register({"executor": "python", "function": function}, name="unimportable")
+
+    job = client.wait(client.submit("unimportable").id, timeout=10)
+
+    assert job.state is JobState.FAILED
+    assert f"cannot load {function}" in client.logs(job.id)
+
+
+# -- python executor, isolated in a child process ------------------------------------------------
+
+
+def test_isolated_function_returns_its_result(client: Client, start_worker: Any) -> None:
+    start_worker()
+    register_function(client, "iso-echo", "echo", isolation="subprocess")
+
+    job = client.wait(client.submit("iso-echo", payload={"k": "v"}).id, timeout=10)
+
+    assert job.state is JobState.SUCCEEDED
+    assert job.result == {"received": {"k": "v"}, "ok": True}
+    assert "echo got {'k': 'v'}\n" in client.logs(job.id)
+
+
+def test_isolated_function_that_raises_fails_with_the_exception_type(
+    client: Client, start_worker: Any
+) -> None:
+    start_worker()
+    register_function(client, "iso-boom", "boom", isolation="subprocess")
+
+    job = client.wait(client.submit("iso-boom").id, timeout=10)
+
+    assert job.state is JobState.FAILED
+    assert job.status_reason is not None and "boom" in job.status_reason
+    (attempt,) = job.attempts
+    assert attempt.reason == "ValueError"
+    assert "ValueError: boom" in client.logs(job.id)
+
+
+def test_isolated_function_past_its_timeout_is_killed(client: Client, start_worker: Any) -> None:
+    start_worker()
+    register_function(client, "iso-sleep", "sleep_long", isolation="subprocess", timeout=1)
+
+    started = time.monotonic()
+    job = client.wait(client.submit("iso-sleep").id, timeout=20)
+    elapsed = time.monotonic() - started
+
+    assert job.state is JobState.FAILED
+    (attempt,) = job.attempts
+    assert attempt.reason == "Timeout"
+    assert elapsed < 10
+    assert "sleeping" in client.logs(job.id)

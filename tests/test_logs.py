@@ -1,0 +1,225 @@
+"""Attempt logs: the head-and-tail cap, the order of stdout and stderr, and following a log live."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from dockyard import Client, JobState
+from dockyard.logs.local import CappedLogWriter
+from dockyard.settings import Settings
+from tests.conftest import register_process
+
+# A hung job or a follow that never returns must fail the test, not the whole run.
+pytestmark = pytest.mark.timeout(60)
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+MARKER = re.compile(rb"\n\[dockyard: (\d+) bytes dropped\]\n")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """Poll ``predicate`` every 0.02 s until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """``VmRSS`` or ``VmHWM`` of ``pid`` from /proc, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+# -- the cap, end to end ------------------------------------------------------------------------
+
+HEAD_LINE = b"DOCKYARD-TEST-HEAD-LINE\n"
+TAIL_LINE = b"DOCKYARD-TEST-TAIL-LINE\n"
+FILLER_BYTES = 200_000_000
+CAP = 1048576
+
+
+@pytest.mark.slow
+def test_a_job_printing_200_mb_leaves_a_capped_log_and_the_worker_stays_small(
+    client: Client, settings: Settings, spawn_worker: Any
+) -> None:
+    worker = spawn_worker("--concurrency", "1")
+    try:
+        check_capped_job(client, settings, worker)
+    finally:
+        # A graceful stop also closes the worker's output file (the fixture only SIGKILLs).
+        worker.terminate(timeout=30)
+
+
+def check_capped_job(client: Client, settings: Settings, worker: Any) -> None:
+    wait_until(
+        lambda: any(info.pid == worker.pid for info in client.workers()),
+        timeout=30,
+        what="the worker to start",
+    )
+    client.register(
+        {
+            "executor": "process",
+            "command": (
+                f"printf '{HEAD_LINE.decode().strip()}\\n'; "
+                f"head -c {FILLER_BYTES} /dev/zero | tr '\\0' x; "
+                f"printf '\\n{TAIL_LINE.decode().strip()}\\n'"
+            ),
+            "shell": True,
+            "log_max_bytes": CAP,
+        },
+        name="loud",
+    )
+    # Measure the peak from here on: resetting VmHWM to the current RSS needs Linux ≥ 4.0;
+    # without it the peak since start-up is kept, which only makes the check more lenient.
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
+    rss_before = memory_kib(worker.pid, "VmRSS")
+
+    job = client.wait(client.submit("loud").id, timeout=60)
+    peak = memory_kib(worker.pid, "VmHWM")
+
+    assert job.state is JobState.SUCCEEDED, worker.output()
+    growth_mib = (peak - rss_before) / 1024
+    assert growth_mib < 50, f"worker RSS grew by {growth_mib:.1f} MiB"
+
+    data = (settings.log_dir / job.id / "1.log").read_bytes()
+    assert len(data) <= CAP + 100
+    assert data.startswith(HEAD_LINE)
+    assert data.endswith(b"x\n" + TAIL_LINE)
+    (marker,) = MARKER.findall(data)
+    printed = len(HEAD_LINE) + FILLER_BYTES + 1 + len(TAIL_LINE)
+    assert int(marker) == printed - CAP
+    assert client.logs(job.id) == data.decode()
+
+
+# -- the cap, unit ------------------------------------------------------------------------------
+
+
+def write_all(path: Path, cap: int, chunks: list[bytes]) -> bytes:
+    writer = CappedLogWriter(path, cap)
+    for chunk in chunks:
+        writer.write(chunk)
+    writer.close()
+    return path.read_bytes()
+
+
+def split(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def capped(data: bytes, cap: int) -> bytes:
+    """What a log of ``data`` capped at ``cap`` must hold: head, marker, tail."""
+    head, tail = data[: cap // 2], data[len(data) - (cap - cap // 2) :]
+    return head + f"\n[dockyard: {len(data) - cap} bytes dropped]\n".encode() + tail
+
+
+@pytest.mark.parametrize("total", [0, 1, 1000, 2048], ids=lambda n: f"{n}-bytes")
+@pytest.mark.parametrize("size", [1, 7, 100, 5000], ids=lambda n: f"writes-of-{n}")
+def test_capped_writer_under_the_cap_keeps_everything(
+    tmp_path: Path, total: int, size: int
+) -> None:
+    data = random.Random(total).randbytes(total)
+
+    written = write_all(tmp_path / "1.log", 2048, split(data, size))
+
+    assert written == data
+
+
+@pytest.mark.parametrize("cap", [1024, 1025, 4099])
+@pytest.mark.parametrize("size", [1, 7, 100, 1023, 5000], ids=lambda n: f"writes-of-{n}")
+def test_capped_writer_over_the_cap_keeps_head_and_tail(
+    tmp_path: Path, cap: int, size: int
+) -> None:
+    data = random.Random(cap * size).randbytes(cap * 3 + 17)
+
+    written = write_all(tmp_path / "1.log", cap, split(data, size))
+
+    assert written == capped(data, cap)
+    assert written.startswith(data[: cap // 2])
+    assert written.endswith(data[-(cap - cap // 2) :])
+
+
+@pytest.mark.parametrize("cap", [1024, 1025])
+def test_capped_writer_over_the_cap_in_one_huge_write(tmp_path: Path, cap: int) -> None:
+    data = random.Random(cap).randbytes(1_000_003)
+
+    written = write_all(tmp_path / "1.log", cap, [data])
+
+    assert written == capped(data, cap)
+
+
+def test_capped_writer_one_byte_over_the_cap(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4 + b"!"
+
+    written = write_all(tmp_path / "1.log", 1024, split(data, 10))
+
+    assert written == data[:512] + b"\n[dockyard: 1 bytes dropped]\n" + data[513:]
+
+
+def test_capped_writer_appends_to_an_existing_log_and_closes_once(tmp_path: Path) -> None:
+    path = tmp_path / "1.log"
+    path.write_bytes(b"before\n")
+    writer = CappedLogWriter(path, 1024)
+    writer.write(b"after\n")
+    writer.close()
+    writer.close()
+
+    assert path.read_bytes() == b"before\nafter\n"
+
+
+# -- order and follow -----------------------------------------------------------------------------
+
+INTERLEAVE = """
+import sys
+for i in range(20):
+    print(f"out {i}", flush=True)
+    print(f"err {i}", file=sys.stderr, flush=True)
+"""
+
+
+def test_stdout_and_stderr_are_interleaved_in_order(client: Client, start_worker: Any) -> None:
+    start_worker()
+    register_process(client, "chatty", sys.executable, "-c", INTERLEAVE)
+
+    job = client.wait(client.submit("chatty").id, timeout=10)
+
+    assert job.state is JobState.SUCCEEDED
+    assert client.logs(job.id) == "".join(f"out {i}\nerr {i}\n" for i in range(20))
+
+
+def test_follow_yields_a_log_live_and_returns_when_the_job_ends(
+    client: Client, start_worker: Any
+) -> None:
+    start_worker()
+    register_process(client, "drip", "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done")
+    job = client.submit("drip")
+
+    chunks: list[bytes] = []
+    states_seen: list[JobState] = []
+    for chunk in client.follow(job.id):
+        if not chunks:
+            states_seen.append(client.get(job.id).state)
+        chunks.append(chunk)
+
+    # It returned because the job ended, and it saw the first line while the job still ran.
+    assert client.get(job.id).state is JobState.SUCCEEDED
+    assert states_seen == [JobState.RUNNING]
+    followed = b"".join(chunks).decode()
+    assert followed == "line 1\nline 2\nline 3\n"
+    assert followed == client.logs(job.id)

@@ -1,0 +1,441 @@
+"""Reliability: crashes, many workers on one store, group order, retries, shutdown, burst, routing.
+
+Every test runs real ``python -m dockyard worker`` processes on a real SQLite file and real shell
+jobs; nothing is mocked. Where nothing can be awaited (a job reaching RUNNING, a file appearing),
+tests poll with :func:`wait_until`, never with a bare sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, suppress
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+import dockyard
+from dockyard import Client, Job, JobState
+from dockyard.settings import Settings
+from tests.conftest import REPO, WorkerProcess, register_process
+
+T = TypeVar("T")
+
+POLL_SECONDS = 0.02
+OPEN_STATES = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"]
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str = "a condition") -> T:
+    """Poll ``predicate`` every 20 ms until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(POLL_SECONDS)
+
+
+def is_running(client: Client, job_id: str) -> bool:
+    return client.get(job_id).state is JobState.RUNNING
+
+
+def no_open_jobs(client: Client) -> bool:
+    return not client.list(states=OPEN_STATES, limit=1)
+
+
+def db_path(settings: Settings) -> Path:
+    prefix = "sqlite:///"
+    assert settings.url.startswith(prefix), settings.url
+    return Path(settings.url.removeprefix(prefix))
+
+
+@pytest.fixture
+def db(settings: Settings, client: Client) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the store the client opened (and migrated)."""
+    uri = f"file:{db_path(settings)}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as connection:
+        connection.row_factory = sqlite3.Row
+        yield connection
+
+
+@pytest.fixture
+def spawn(spawn_worker) -> Iterator[Callable[..., WorkerProcess]]:
+    """``spawn_worker`` that also closes each worker's log at teardown.
+
+    ``WorkerProcess.kill`` and the ``spawn_worker`` teardown leave the log file open, which
+    pytest reports as an unraisable ResourceWarning (an error here); ``terminate`` closes it.
+    """
+    spawned: list[WorkerProcess] = []
+
+    def start(*args: str) -> WorkerProcess:
+        process: WorkerProcess = spawn_worker(*args)
+        spawned.append(process)
+        return process
+
+    yield start
+    for process in spawned:
+        if process.proc.poll() is None:
+            process.kill()
+        process.terminate()  # already exited: only waits and closes the log
+
+
+def kill_group(pid_file: Path) -> None:
+    """SIGKILL the process group whose leader wrote ``pid_file`` (a job orphaned by a crash)."""
+    with suppress(FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
+
+
+# -- 1. a crashed worker's job is rescued after its lease and re-run elsewhere --------------------
+
+
+def test_sigkilled_worker_job_is_rerun_by_another_worker_and_first_attempt_is_lost(
+    client, spawn, tmp_path
+):
+    marker = tmp_path / "attempt-1-started"
+    pid_file = tmp_path / "attempt-1.pid"
+    script = (
+        'if [ "$DOCKYARD_JOB_ATTEMPT" = 1 ]; then '
+        f"echo $$ > {shlex.quote(str(pid_file))}; touch {shlex.quote(str(marker))}; exec sleep 60; "
+        "fi; exit 0"
+    )
+    register_process(client, "crashy", script, shell=True, retry={"attempts": 2, "backoff_base": 0})
+    job = client.submit("crashy")
+
+    first = spawn("--lease", "2", "--concurrency", "1")
+    try:
+        wait_until(
+            lambda: marker.exists() and is_running(client, job.id),
+            timeout=20,
+            what="attempt 1 to run",
+        )
+        first_worker = client.get(job.id).worker_id
+        assert first_worker is not None
+        first.kill()
+    finally:
+        kill_group(pid_file)  # the crash leaves the job's own process group behind
+
+    spawn("--lease", "2")
+    done = client.wait(job.id, timeout=30)
+
+    assert done.state is JobState.SUCCEEDED
+    assert len(done.attempts) == 2
+    lost, rerun = done.attempts
+    assert lost.reason == "Lost"
+    assert lost.stopped_at is not None
+    assert lost.exit_code is None
+    assert lost.counted
+    assert lost.worker_id == first_worker
+    assert rerun.exit_code == 0
+    assert rerun.started_at is not None and rerun.started_at >= lost.stopped_at
+    assert rerun.worker_id != lost.worker_id
+    assert done.exit_code == 0
+
+
+# -- 2. many workers, many jobs: each job runs exactly once ---------------------------------------
+
+
+@pytest.mark.slow
+def test_four_workers_run_two_thousand_jobs_exactly_once(client, spawn, db, tmp_path):
+    count = 2000
+    ids_file = tmp_path / "ids.txt"
+    register_process(
+        client, "once", f'echo "$DOCKYARD_JOB_ID" >> {shlex.quote(str(ids_file))}', shell=True
+    )
+    workers = [spawn("--concurrency", "4") for _ in range(4)]
+    wait_until(lambda: len(client.workers()) == 4, timeout=30, what="4 workers to register")
+
+    submitted = client.submit_requests([dockyard.SubmitRequest(definition="once")] * count)
+    ids = {item.job.id for item in submitted}
+    assert len(ids) == count and all(item.created for item in submitted)
+
+    wait_until(lambda: no_open_jobs(client), timeout=240, what="all jobs to end")
+
+    # What a user sees through the SDK.
+    jobs = client.list(limit=10_000)
+    assert {job.id for job in jobs} == ids
+    assert {job.state for job in jobs} == {JobState.SUCCEEDED}
+    for job_id in ids:
+        job = client.get(job_id)
+        assert len(job.attempts) == 1, job
+        (attempt,) = job.attempts
+        assert attempt.exit_code == 0 and attempt.counted and attempt.stopped_at is not None
+
+    # The store itself: one closed attempt per job, and no job's attempts ever overlap in time.
+    rows = db.execute(
+        "SELECT job_id, number, worker_id, started_at, stopped_at, exit_code FROM attempts"
+        " ORDER BY job_id, started_at"
+    ).fetchall()
+    assert len(rows) == count
+    by_job: dict[str, list[sqlite3.Row]] = {}
+    for row in rows:
+        assert row["started_at"] is not None and row["stopped_at"] is not None, dict(row)
+        assert row["started_at"] <= row["stopped_at"], dict(row)
+        by_job.setdefault(row["job_id"], []).append(row)
+    assert set(by_job) == ids
+    for attempts in by_job.values():
+        for earlier, later in pairwise(attempts):
+            assert later["started_at"] >= earlier["stopped_at"], [dict(a) for a in attempts]
+    # Every worker took part, so the claims really raced.
+    assert len({row["worker_id"] for row in rows}) == 4
+
+    # The jobs' own side effect: each id appended exactly once.
+    lines = ids_file.read_text().splitlines()
+    assert len(lines) == count
+    assert set(lines) == ids
+
+    for worker in workers:
+        assert worker.terminate(timeout=30) == 0, worker.output()
+
+
+# -- 3. groups run one job at a time, in submission order, across workers -------------------------
+
+
+def test_group_order_is_kept_with_four_workers(client, spawn, tmp_path):
+    groups, per_group = 3, 20
+    trace = tmp_path / "trace.txt"
+    out = shlex.quote(str(trace))
+    register_process(
+        client,
+        "step",
+        f'echo "$DOCKYARD_JOB_NAME start" >> {out}; sleep 0.05; echo "$DOCKYARD_JOB_NAME end" >> {out}',
+        shell=True,
+    )
+    requests = [
+        dockyard.SubmitRequest(definition="step", group=f"g{g}", name=f"g{g}-{seq:02d}")
+        for seq in range(per_group)
+        for g in range(groups)
+    ]
+    submitted = [item.job for item in client.submit_requests(requests)]
+    for _ in range(4):
+        spawn("--concurrency", "4")
+
+    for job in submitted:
+        assert client.wait(job.id, timeout=60).state is JobState.SUCCEEDED
+
+    # The trace, in the order the jobs wrote it: per group start/end pairs in submission order.
+    events = [line.split() for line in trace.read_text().splitlines()]
+    assert len(events) == 2 * groups * per_group
+    for g in range(groups):
+        mine = [(name, what) for name, what in events if name.startswith(f"g{g}-")]
+        expected = [
+            (f"g{g}-{seq:02d}", what) for seq in range(per_group) for what in ("start", "end")
+        ]
+        assert mine == expected
+
+    # The store agrees: each job of a group started after the previous one stopped.
+    for g in range(groups):
+        jobs = [client.get(job.id) for job in submitted if job.group_key == f"g{g}"]
+        for previous, following in pairwise(jobs):
+            assert previous.stopped_at is not None and following.started_at is not None
+            assert following.started_at >= previous.stopped_at, (previous, following)
+
+    # Different groups did run side by side.
+    running: set[str] = set()
+    most = 0
+    for name, what in events:
+        group = name.split("-")[0]
+        if what == "start":
+            running.add(group)
+        else:
+            running.discard(group)
+        most = max(most, len(running))
+    assert most >= 2
+
+
+# -- 4. a job waiting for its retry still holds its group -----------------------------------------
+
+
+def test_job_waiting_for_retry_blocks_its_group(client, spawn):
+    register_process(
+        client,
+        "flaky",
+        '[ "$DOCKYARD_JOB_ATTEMPT" -ge 2 ]',
+        shell=True,
+        retry={"attempts": 2, "backoff_base": 2},
+    )
+    register_process(client, "next", "true")
+    first = client.submit("flaky", group="g")
+    second = client.submit("next", group="g")
+    spawn("--concurrency", "4")
+
+    first_done = client.wait(first.id, timeout=30)
+    second_done = client.wait(second.id, timeout=30)
+
+    assert first_done.state is JobState.SUCCEEDED
+    failed, retried = first_done.attempts
+    assert failed.exit_code == 1 and retried.exit_code == 0
+    assert failed.stopped_at is not None and retried.started_at is not None
+    assert (retried.started_at - failed.stopped_at).total_seconds() >= 2.0  # the backoff
+    assert second_done.state is JobState.SUCCEEDED
+    assert len(second_done.attempts) == 1
+    assert second_done.started_at is not None and retried.stopped_at is not None
+    assert second_done.started_at >= retried.stopped_at
+
+
+# -- 5. graceful shutdown -------------------------------------------------------------------------
+
+
+def test_sigterm_lets_the_running_job_finish(client, spawn):
+    register_process(client, "short", "sleep", "1")
+    job = client.submit("short")
+    worker = spawn("--shutdown-grace", "5")
+    wait_until(lambda: is_running(client, job.id), timeout=20, what="the job to run")
+
+    sent = datetime.now(UTC)
+    assert worker.terminate(timeout=20) == 0, worker.output()
+
+    done = client.get(job.id)
+    assert done.state is JobState.SUCCEEDED
+    assert done.stopped_at is not None and done.stopped_at > sent  # it finished after the SIGTERM
+    (attempt,) = done.attempts
+    assert attempt.exit_code == 0 and attempt.counted
+
+
+def test_sigterm_hands_back_a_job_that_outlives_the_grace(client, spawn):
+    register_process(
+        client, "long", 'if [ "$DOCKYARD_JOB_ATTEMPT" = 1 ]; then exec sleep 60; fi', shell=True
+    )
+    job = client.submit("long")
+    worker = spawn("--shutdown-grace", "0.5")
+    wait_until(lambda: is_running(client, job.id), timeout=20, what="the job to run")
+
+    sent = time.monotonic()
+    assert worker.terminate(timeout=20) == 0, worker.output()
+    assert time.monotonic() - sent < 5
+
+    back = client.get(job.id)
+    assert back.state is JobState.RUNNABLE
+    assert back.attempts_used == 0
+    (released,) = back.attempts
+    assert released.reason == "Released"
+    assert released.counted is False
+    assert released.stopped_at is not None
+
+    spawn()
+    done = client.wait(job.id, timeout=30)
+    assert done.state is JobState.SUCCEEDED
+    assert [a.counted for a in done.attempts] == [False, True]
+    assert done.attempts[1].exit_code == 0
+
+
+# -- 6. burst mode --------------------------------------------------------------------------------
+
+
+def test_burst_worker_runs_everything_then_exits(client, settings):
+    register_process(client, "quick", "true")
+    jobs = [client.submit("quick") for _ in range(10)]
+    env = {**os.environ, "DOCKYARD_HOME": str(settings.home)}
+    env.pop("DOCKYARD_URL", None)
+    env.pop("DOCKYARD_LOG_DIR", None)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", "--home", str(settings.home), "worker", "--burst"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [client.get(job.id).state for job in jobs] == [JobState.SUCCEEDED] * 10
+
+
+# -- 7. priority ----------------------------------------------------------------------------------
+
+
+def test_higher_priority_jobs_start_first(client, spawn):
+    register_process(client, "task", "true")
+    low = [client.submit("task", priority=-5, name=f"low-{i}") for i in range(3)]
+    high = [client.submit("task", priority=10, name=f"high-{i}") for i in range(3)]
+    spawn("--concurrency", "1")
+
+    done: list[Job] = [client.wait(job.id, timeout=30) for job in low + high]
+    assert {job.state for job in done} == {JobState.SUCCEEDED}
+    started = {job.name: job.started_at for job in done}
+    assert all(started.values()), started
+    order = sorted(started, key=lambda name: started[name] or datetime.now(UTC))
+    assert order == ["high-0", "high-1", "high-2", "low-0", "low-1", "low-2"]
+
+
+# -- 8. queues ------------------------------------------------------------------------------------
+
+
+def test_worker_takes_only_its_queues(client, spawn):
+    register_process(client, "task", "true")
+    other = client.submit("task", queue="b")
+    mine = client.submit("task", queue="a")
+    spawn("--queues", "a")
+
+    assert client.wait(mine.id, timeout=30).state is JobState.SUCCEEDED
+    untouched = client.get(other.id)
+    assert untouched.state is JobState.RUNNABLE
+    assert untouched.attempt_count == 0 and untouched.attempts == ()
+
+    spawn("--queues", "b")
+    assert client.wait(other.id, timeout=30).state is JobState.SUCCEEDED
+
+
+# -- 9. an idle worker sleeps ---------------------------------------------------------------------
+
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="reads a process's CPU time from /proc"
+)
+#: Share of one CPU an idle worker may use. Idle, it polls the store every 20 ms (a few %);
+#: a worker that wakes at once, again and again, uses a whole CPU.
+IDLE_CPU_SHARE = 0.2
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (its children not included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@needs_proc
+def test_idle_worker_does_not_busy_loop(client, spawn):
+    register_process(client, "later", "true")
+    worker = spawn()
+    wait_until(client.workers, timeout=30, what="the worker to register")
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    (submitted,) = client.submit_requests(
+        [dockyard.SubmitRequest(definition="later", not_before=due)]
+    )
+
+    cpu, start = cpu_seconds(worker.pid), time.monotonic()
+    done = client.wait(submitted.job.id, timeout=30)  # the worker idles until the job is due
+    share = (cpu_seconds(worker.pid) - cpu) / (time.monotonic() - start)
+
+    assert done.state is JobState.SUCCEEDED
+    assert done.started_at is not None and done.started_at >= due
+    assert share < IDLE_CPU_SHARE, f"an idle worker used {share:.0%} of a CPU"
+
+
+@needs_proc
+def test_worker_waiting_behind_a_running_group_does_not_busy_loop(client, spawn):
+    register_process(client, "head", "sleep", "2")
+    register_process(client, "tail", "true")
+    head = client.submit("head", group="g")
+    tail = client.submit("tail", group="g")  # runnable, but blocked until head ends
+    worker = spawn("--concurrency", "2")
+    wait_until(lambda: is_running(client, head.id), timeout=20, what="the head job to run")
+
+    cpu, start = cpu_seconds(worker.pid), time.monotonic()
+    head_done = client.wait(head.id, timeout=30)
+    share = (cpu_seconds(worker.pid) - cpu) / (time.monotonic() - start)
+
+    assert head_done.state is JobState.SUCCEEDED
+    assert client.wait(tail.id, timeout=30).state is JobState.SUCCEEDED
+    assert share < IDLE_CPU_SHARE, f"a worker with one free slot used {share:.0%} of a CPU"
