@@ -129,6 +129,7 @@ class WorkerProcess:
         """SIGKILL the worker alone (its jobs' process groups live on, as after a crash)."""
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+        self._log.close()
 
     def terminate(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
@@ -144,7 +145,8 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.send_signal(signal.SIGKILL)
                 self.proc.wait()
-        self._log.close()
+        if not self._log.closed:
+            self._log.close()
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -22,11 +22,13 @@ from tests.conftest import register_process
 pytestmark = pytest.mark.timeout(60)
 
 T = TypeVar("T")
+#: How long a test waits for a job before it gives up: generous, it only bounds a failure.
+WAIT = 30.0
 MiB = 1024 * 1024
 MARKER = re.compile(rb"\n\[dockyard: (\d+) bytes dropped\]\n")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+def wait_until(predicate: Callable[[], T], timeout: float = WAIT, what: str = "condition") -> T:
     """Poll ``predicate`` every 0.02 s until it returns something true; return that."""
     deadline = time.monotonic() + timeout
     while True:
@@ -69,7 +71,6 @@ def test_a_job_printing_200_mb_leaves_a_capped_log_and_the_worker_stays_small(
 def check_capped_job(client: Client, settings: Settings, worker: Any) -> None:
     wait_until(
         lambda: any(info.pid == worker.pid for info in client.workers()),
-        timeout=30,
         what="the worker to start",
     )
     client.register(
@@ -91,7 +92,7 @@ def check_capped_job(client: Client, settings: Settings, worker: Any) -> None:
         Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
     rss_before = memory_kib(worker.pid, "VmRSS")
 
-    job = client.wait(client.submit("loud").id, timeout=60)
+    job = client.wait(client.submit("loud").id, timeout=WAIT)
     peak = memory_kib(worker.pid, "VmHWM")
 
     assert job.state is JobState.SUCCEEDED, worker.output()
@@ -197,7 +198,7 @@ def test_stdout_and_stderr_are_interleaved_in_order(client: Client, start_worker
     start_worker()
     register_process(client, "chatty", sys.executable, "-c", INTERLEAVE)
 
-    job = client.wait(client.submit("chatty").id, timeout=10)
+    job = client.wait(client.submit("chatty").id, timeout=WAIT)
 
     assert job.state is JobState.SUCCEEDED
     assert client.logs(job.id) == "".join(f"out {i}\nerr {i}\n" for i in range(20))

@@ -286,18 +286,30 @@ def test_job_waiting_for_retry_blocks_its_group(client, spawn):
 # -- 5. graceful shutdown -------------------------------------------------------------------------
 
 
-def test_sigterm_lets_the_running_job_finish(client, spawn):
-    register_process(client, "short", "sleep", "1")
+def test_sigterm_lets_the_running_job_finish(client, spawn, tmp_path):
+    # The job holds until the worker is shutting down, so it surely runs past the SIGTERM.
+    go = tmp_path / "go"
+    register_process(
+        client,
+        "short",
+        f"until [ -e {shlex.quote(str(go))} ]; do sleep 0.02; done; sleep 1",
+        shell=True,
+    )
     job = client.submit("short")
     worker = spawn("--shutdown-grace", "5")
     wait_until(lambda: is_running(client, job.id), timeout=20, what="the job to run")
 
-    sent = datetime.now(UTC)
+    worker.proc.send_signal(signal.SIGTERM)
+    wait_until(
+        lambda: "waiting up to 5s for 1 running job" in worker.output(),
+        timeout=20,
+        what="the worker to start shutting down",
+    )
+    go.touch()
     assert worker.terminate(timeout=20) == 0, worker.output()
 
     done = client.get(job.id)
     assert done.state is JobState.SUCCEEDED
-    assert done.stopped_at is not None and done.stopped_at > sent  # it finished after the SIGTERM
     (attempt,) = done.attempts
     assert attempt.exit_code == 0 and attempt.counted
 
@@ -312,7 +324,7 @@ def test_sigterm_hands_back_a_job_that_outlives_the_grace(client, spawn):
 
     sent = time.monotonic()
     assert worker.terminate(timeout=20) == 0, worker.output()
-    assert time.monotonic() - sent < 5
+    assert time.monotonic() - sent < 10  # the grace and a cancel, not the job's 60 s
 
     back = client.get(job.id)
     assert back.state is JobState.RUNNABLE
@@ -393,8 +405,10 @@ def test_worker_takes_only_its_queues(client, spawn):
 needs_proc = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="reads a process's CPU time from /proc"
 )
-#: Share of one CPU an idle worker may use. Idle, it polls the store every 20 ms (a few %);
-#: a worker that wakes at once, again and again, uses a whole CPU.
+#: Share of one CPU an idle worker may use. Idle, a worker polls the store every 20 ms and uses a
+#: few % of a CPU; a worker that wakes at once, again and again, uses all the CPU it can get (one
+#: CPU on a quiet machine). CPU time is work done, so a slow or busy machine cannot push a worker
+#: that sleeps over this bound.
 IDLE_CPU_SHARE = 0.2
 
 
@@ -402,6 +416,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of process ``pid`` (its children not included)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuShare:
+    """The share of one CPU that process ``pid`` has used since this was made."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cpu = cpu_seconds(pid)
+        self.start = time.monotonic()
+
+    def __call__(self) -> float:
+        return (cpu_seconds(self.pid) - self.cpu) / (time.monotonic() - self.start)
 
 
 @needs_proc
@@ -414,13 +440,13 @@ def test_idle_worker_does_not_busy_loop(client, spawn):
         [dockyard.SubmitRequest(definition="later", not_before=due)]
     )
 
-    cpu, start = cpu_seconds(worker.pid), time.monotonic()
+    share = CpuShare(worker.pid)
     done = client.wait(submitted.job.id, timeout=30)  # the worker idles until the job is due
-    share = (cpu_seconds(worker.pid) - cpu) / (time.monotonic() - start)
+    used = share()
 
     assert done.state is JobState.SUCCEEDED
     assert done.started_at is not None and done.started_at >= due
-    assert share < IDLE_CPU_SHARE, f"an idle worker used {share:.0%} of a CPU"
+    assert used < IDLE_CPU_SHARE, f"an idle worker used {used:.0%} of a CPU"
 
 
 @needs_proc
@@ -432,10 +458,10 @@ def test_worker_waiting_behind_a_running_group_does_not_busy_loop(client, spawn)
     worker = spawn("--concurrency", "2")
     wait_until(lambda: is_running(client, head.id), timeout=20, what="the head job to run")
 
-    cpu, start = cpu_seconds(worker.pid), time.monotonic()
+    share = CpuShare(worker.pid)
     head_done = client.wait(head.id, timeout=30)
-    share = (cpu_seconds(worker.pid) - cpu) / (time.monotonic() - start)
+    used = share()
 
     assert head_done.state is JobState.SUCCEEDED
     assert client.wait(tail.id, timeout=30).state is JobState.SUCCEEDED
-    assert share < IDLE_CPU_SHARE, f"a worker with one free slot used {share:.0%} of a CPU"
+    assert used < IDLE_CPU_SHARE, f"a worker with a free slot used {used:.0%} of a CPU"

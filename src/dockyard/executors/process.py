@@ -69,7 +69,7 @@ async def run_process(
             proc.stdin.write(stdin)
             await proc.stdin.drain()
         proc.stdin.close()
-    exited = asyncio.create_task(proc.wait())
+    exited = asyncio.create_task(_exited(proc))
     cancelled = asyncio.create_task(context.cancelled.wait())
     timeout = context.spec.timeout_seconds
     try:
@@ -103,6 +103,38 @@ def _code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """The program's return code as soon as it ends, even while its children hold its pipes.
+
+    ``Process.wait()`` cannot tell: it also waits until every pipe is closed (CPython gh-119710),
+    so a background child left holding stdout would keep the job RUNNING for as long as it lives.
+    A pidfd becomes readable the moment the process exits; the child watcher then reaps it and
+    sets ``returncode`` within moments.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # already reaped, or no pidfd (not Linux ≥ 5.3)
+        pidfd = None
+    if pidfd is not None:
+        ended: asyncio.Future[None] = loop.create_future()
+        def readable() -> None:
+            if not ended.done():
+                ended.set_result(None)
+
+        loop.add_reader(pidfd, readable)
+        try:
+            await ended
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+    delay = 0.001
+    while proc.returncode is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return proc.returncode
+
+
 async def _pump(stream: asyncio.StreamReader, sink: LogSink) -> None:
     while chunk := await stream.read(READ_CHUNK):
         sink.write(chunk)
@@ -117,9 +149,11 @@ async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> int:
     """SIGTERM to the group, SIGKILL after ``grace``; return the main process's return code."""
     _kill_group(proc.pid, signal.SIGTERM)
     try:
+        # The whole group gets the grace: wait() returns once the program ended and every
+        # child holding its output is gone.
         await asyncio.wait_for(proc.wait(), grace)
     except TimeoutError:
         pass
     # Children that ignored SIGTERM (or outlived the main process) go now.
     _kill_group(proc.pid, signal.SIGKILL)
-    return await proc.wait()
+    return await _exited(proc)

@@ -131,7 +131,6 @@ class Worker:
     async def _claim_loop(self) -> None:
         config = self.config
         while not self._stopping:
-            token = self._storage.change_token()
             self._wake.clear()
             free = config.concurrency - len(self._running)
             claimed: list[Job] = []
@@ -152,6 +151,9 @@ class Worker:
                     continue
             if config.burst and not claimed and not self._running:
                 return
+            # Read after the claim: its own commit bumps the change signal, so a token read
+            # before it would end the sleep below at once and an idle worker would spin.
+            token = self._storage.change_token()
             await self._sleep(token, free=free - len(claimed))
 
     async def _sleep(self, token: int, *, free: int) -> None:

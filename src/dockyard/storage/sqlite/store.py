@@ -65,6 +65,11 @@ _UPDATABLE = frozenset(
 )
 _ACTIVE = tuple(sorted(ACTIVE_STATES))
 _TERMINAL_SQL = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
+#: A job ``j`` may run only when no earlier job of its group is unfinished (SQS FIFO groups).
+_GROUP_HEAD = (
+    "(j.group_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs g WHERE g.group_key = j.group_key"
+    f" AND g.seq < j.seq AND g.state NOT IN ({_TERMINAL_SQL})))"
+)
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -313,9 +318,7 @@ class SQLiteStorage:
             "UPDATE jobs SET state = ?, worker_id = ?, lease_expires_at = ?, status_reason = NULL,"
             " attempt_count = attempt_count + 1, attempts_used = attempts_used + 1"
             " WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.state = ? AND j.not_before <= ?"
-            f"{queue_filter} AND (j.group_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs g"
-            " WHERE g.group_key = j.group_key AND g.seq < j.seq"
-            f" AND g.state NOT IN ({_TERMINAL_SQL})))"
+            f"{queue_filter} AND {_GROUP_HEAD}"
             " ORDER BY j.priority DESC, j.seq LIMIT ?) RETURNING *"
         )
 
@@ -383,10 +386,12 @@ class SQLiteStorage:
         return [_job(row) for row in rows]
 
     async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
-        sql = "SELECT MIN(not_before) FROM jobs WHERE state = 'RUNNABLE'"
+        # Only jobs a claim could take: a job behind an unfinished job of its group is not due,
+        # however old its not_before (else an idle worker would wake at once, again and again).
+        sql = f"SELECT MIN(j.not_before) FROM jobs j WHERE j.state = 'RUNNABLE' AND {_GROUP_HEAD}"
         args: list[Any] = []
         if queues is not None:
-            sql += f" AND queue IN ({_placeholders(len(queues))})"
+            sql += f" AND j.queue IN ({_placeholders(len(queues))})"
             args.extend(queues)
         row = await self._run(lambda db: db.execute(sql, args).fetchone())
         return _dt(row[0])
