@@ -14,10 +14,11 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -27,6 +28,25 @@ from dockyard.runtime import Worker
 from dockyard.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 30, what: str = "a condition") -> T:
+    """Poll ``predicate`` every 20 ms until it returns something truthy, and return that.
+
+    Only for what no event announces (a job's state as seen from another process); anything a
+    call can await (``client.wait``) is awaited instead.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
 
 
 class FakeClock:

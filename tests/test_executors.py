@@ -12,35 +12,21 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from dockyard import Client, JobState
-from tests.conftest import register_process
+from tests.conftest import register_process, wait_until
 
 # A hung job must fail the test, not the whole run.
 pytestmark = pytest.mark.timeout(60)
 
-T = TypeVar("T")
 #: How long a test waits for a job before it gives up: generous, it only bounds a failure.
 WAIT = 30.0
 
 PRINT_ENVIRONMENT = "import json, os; print(json.dumps(dict(os.environ)))"
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = WAIT, what: str = "condition") -> T:
-    """Poll ``predicate`` every 0.02 s until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def is_dead(pid: int) -> bool:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,18 +14,9 @@ import dockyard
 from dockyard import ConflictError, JobState, NotFoundError, SubmitRequest, ValidationError
 from dockyard.settings import Settings
 from dockyard.storage.sqlite.migrator import apply_migrations, schema_sql
-from tests.conftest import FakeClock, register_process
+from tests.conftest import FakeClock, register_process, wait_until
 
 SCHEMA = Path(__file__).parent.parent / "src/dockyard/storage/sqlite/schema.sql"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 20) -> None:
-    """Poll ``predicate`` where no event exists to wait on (a job's state in another thread)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.02)
 
 
 def test_public_api_is_curated() -> None:

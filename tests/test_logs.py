@@ -6,38 +6,23 @@ import contextlib
 import random
 import re
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from dockyard import Client, JobState
 from dockyard.logs.local import CappedLogWriter
 from dockyard.settings import Settings
-from tests.conftest import register_process
+from tests.conftest import register_process, wait_until
 
 # A hung job or a follow that never returns must fail the test, not the whole run.
 pytestmark = pytest.mark.timeout(60)
 
-T = TypeVar("T")
 #: How long a test waits for a job before it gives up: generous, it only bounds a failure.
 WAIT = 30.0
 MiB = 1024 * 1024
 MARKER = re.compile(rb"\n\[dockyard: (\d+) bytes dropped\]\n")
-
-
-def wait_until(predicate: Callable[[], T], timeout: float = WAIT, what: str = "condition") -> T:
-    """Poll ``predicate`` every 0.02 s until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def memory_kib(pid: int, field: str) -> int:

@@ -19,31 +19,15 @@ from contextlib import closing, suppress
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 import dockyard
 from dockyard import Client, Job, JobState
 from dockyard.settings import Settings
-from tests.conftest import REPO, WorkerProcess, register_process
+from tests.conftest import REPO, WorkerProcess, register_process, wait_until
 
-T = TypeVar("T")
-
-POLL_SECONDS = 0.02
 OPEN_STATES = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"]
-
-
-def wait_until(predicate: Callable[[], T], timeout: float, what: str = "a condition") -> T:
-    """Poll ``predicate`` every 20 ms until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(POLL_SECONDS)
 
 
 def is_running(client: Client, job_id: str) -> bool:
