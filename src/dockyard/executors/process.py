@@ -118,6 +118,7 @@ async def _exited(proc: asyncio.subprocess.Process) -> int:
         pidfd = None
     if pidfd is not None:
         ended: asyncio.Future[None] = loop.create_future()
+
         def readable() -> None:
             if not ended.done():
                 ended.set_result(None)
