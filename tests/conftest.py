@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from dockyard import Client, Definition
+from dockyard import Client, Definition, DirectClient
 from dockyard.app import Dockyard, WorkerConfig
 from dockyard.runtime import Worker
 from dockyard.settings import Settings
@@ -180,7 +180,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[Client]:
-    with Client(settings) as connected:
+    with DirectClient(settings) as connected:
         yield connected
 
 

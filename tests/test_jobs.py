@@ -132,7 +132,7 @@ def test_overrides_and_listing_filters(client: dockyard.Client, start_worker) ->
 def test_retry_then_success_respects_the_backoff(settings: Settings, start_worker) -> None:
     """An injectable clock: the retry waits for its not-before time, and no real time passes."""
     clock = FakeClock()
-    with dockyard.Client(settings, clock=clock) as client:
+    with dockyard.DirectClient(settings, clock=clock) as client:
         _retry_then_success(client, clock, start_worker)
 
 

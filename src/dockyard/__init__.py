@@ -12,28 +12,34 @@ The public API is what ``__all__`` lists::
 
 from __future__ import annotations
 
-from dockyard.client import Client, connect
+from dockyard.client import Client, DirectClient, HttpClient, connect
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import Attempt, Definition, Job
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.errors import (
+    AuthenticationError,
     ConflictError,
     DockyardError,
     NotFoundError,
+    PermissionDeniedError,
     StorageError,
     ValidationError,
 )
 
 __all__ = [
     "Attempt",
+    "AuthenticationError",
     "Client",
     "ConflictError",
     "Definition",
     "DefinitionStatus",
+    "DirectClient",
     "DockyardError",
+    "HttpClient",
     "Job",
     "JobState",
     "NotFoundError",
+    "PermissionDeniedError",
     "StorageError",
     "SubmitRequest",
     "ValidationError",

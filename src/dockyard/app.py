@@ -11,6 +11,7 @@ import asyncio
 import os
 import random
 import signal
+import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,18 +19,32 @@ from typing import Any
 
 from dockyard.domain import transitions
 from dockyard.domain.clock import Clock, SystemClock
-from dockyard.domain.definitions import check_name, parse_definition, parse_definition_ref
+from dockyard.domain.definitions import (
+    check_name,
+    check_queue,
+    parse_definition,
+    parse_definition_ref,
+)
 from dockyard.domain.jobs import SubmitRequest, new_job
 from dockyard.domain.records import Definition, Job, JobId
 from dockyard.domain.states import TERMINAL_STATES, DefinitionStatus, JobState
-from dockyard.errors import ConflictError, NotFoundError, ValidationError
+from dockyard.domain.tokens import Token, generate_secret, hash_secret, parse_role
+from dockyard.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from dockyard.executors import Executor, ProcessExecutor, PythonExecutor
 from dockyard.logs import LocalLogStore
 from dockyard.runtime import Worker, WorkerConfig
 from dockyard.settings import Settings
-from dockyard.storage import JobQuery, Storage, WorkerInfo, open_storage
+from dockyard.storage import JobQuery, QueueInfo, Storage, WorkerInfo, open_storage
 
-__all__ = ["Dockyard", "Submitted", "WorkerConfig", "WorkerInfo", "upgrade_store"]
+__all__ = [
+    "Dockyard",
+    "QueueInfo",
+    "Submitted",
+    "Token",
+    "WorkerConfig",
+    "WorkerInfo",
+    "upgrade_store",
+]
 
 MAX_BATCH = 10_000
 #: How often ``wait`` and ``follow_log`` look again when no change was signalled.
@@ -289,6 +304,64 @@ class Dockyard:
 
     async def list_workers(self) -> list[WorkerInfo]:
         return await self.storage.list_workers()
+
+    # -- queues ---------------------------------------------------------------------------------
+
+    async def list_queues(self) -> list[QueueInfo]:
+        return await self.storage.list_queues()
+
+    async def set_queue_paused(self, name: str, paused: bool) -> QueueInfo:
+        """Pause (workers claim nothing from it; submits still land) or resume a queue."""
+        check_queue(name)
+        await self.storage.set_queue_paused(name, paused, self.clock.now())
+        found = [queue for queue in await self.storage.list_queues() if queue.name == name]
+        return found[0]
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    async def create_token(self, name: str, role: str) -> tuple[Token, str]:
+        """A new token and its secret; the secret is not kept and cannot be shown again."""
+        if not isinstance(name, str) or not 1 <= len(name) <= 128 or not name.isprintable():
+            raise ValidationError("name", "must be 1-128 printable characters")
+        token = Token(
+            id=uuid.uuid4().hex[:12], name=name, role=parse_role(role), created_at=self.clock.now()
+        )
+        secret = generate_secret()
+        await self.storage.insert_token(token, hash_secret(secret))
+        return token, secret
+
+    async def list_tokens(self) -> list[Token]:
+        return await self.storage.list_tokens()
+
+    async def revoke_token(self, token_id: str) -> Token:
+        token = await self.storage.revoke_token(token_id, self.clock.now())
+        if token is None:
+            raise NotFoundError("token", token_id)
+        return token
+
+    async def authenticate(self, secret: str | None) -> Token:
+        """The live token whose secret this is; AuthenticationError otherwise."""
+        if not secret:
+            raise AuthenticationError("a bearer token is required")
+        token = await self.storage.find_token(hash_secret(secret))
+        if token is None or token.revoked_at is not None:
+            raise AuthenticationError("the token is unknown or revoked")
+        return token
+
+    async def ensure_admin_token(self) -> str | None:
+        """On first start, create an admin token and write it to ``<home>/token`` (mode 0600).
+
+        Returns the path's secret when one was created, None when tokens already exist.
+        """
+        if await self.storage.list_tokens():
+            return None
+        _, secret = await self.create_token("admin (created by the first start)", "admin")
+        path = self.settings.token_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secret + "\n")
+        return secret
 
     @property
     def home(self) -> Path:

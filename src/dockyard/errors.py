@@ -7,6 +7,8 @@ and SDK callers can catch one class::
     ├── ValidationError        bad input: names the field and the rule; nothing was written
     ├── NotFoundError          an unknown definition, revision or job
     ├── ConflictError          the request is valid but the current state forbids it
+    ├── AuthenticationError    no token, or a token that is unknown or revoked (HTTP 401)
+    ├── PermissionDeniedError  the token's role does not allow the operation (HTTP 403)
     └── StorageError           the store cannot be opened, migrated or reached
 
 This module imports nothing from Dockyard, so every layer may raise these errors.
@@ -14,7 +16,15 @@ This module imports nothing from Dockyard, so every layer may raise these errors
 
 from __future__ import annotations
 
-__all__ = ["ConflictError", "DockyardError", "NotFoundError", "StorageError", "ValidationError"]
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "DockyardError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "StorageError",
+    "ValidationError",
+]
 
 
 class DockyardError(Exception):
@@ -41,6 +51,14 @@ class NotFoundError(DockyardError):
 
 class ConflictError(DockyardError):
     """The request is well formed, but the object's current state does not allow it."""
+
+
+class AuthenticationError(DockyardError):
+    """The request carried no token, or one that is unknown or revoked."""
+
+
+class PermissionDeniedError(DockyardError):
+    """The token is valid, but its role does not allow this operation."""
 
 
 class StorageError(DockyardError):

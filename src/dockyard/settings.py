@@ -25,6 +25,7 @@ ENVIRONMENT = {
     "home": "DOCKYARD_HOME",
     "url": "DOCKYARD_URL",
     "log_dir": "DOCKYARD_LOG_DIR",
+    "token": "DOCKYARD_TOKEN",
 }
 
 
@@ -36,6 +37,26 @@ class Settings:
     url: str
     #: Where attempt logs go: ``<home>/logs`` by default.
     log_dir: Path
+    #: The bearer token for a server URL; ``<home>/token`` when not given.
+    token: str | None = None
+
+    @property
+    def is_server(self) -> bool:
+        """True when ``url`` names a Dockyard server rather than a store."""
+        return self.url.startswith(("http://", "https://"))
+
+    @property
+    def token_file(self) -> Path:
+        return self.home / "token"
+
+    def resolved_token(self) -> str | None:
+        """The token given, else the one ``dockyard up`` wrote to ``<home>/token``."""
+        if self.token:
+            return self.token
+        try:
+            return self.token_file.read_text().strip() or None
+        except OSError:
+            return None
 
     @classmethod
     def resolve(
@@ -44,6 +65,7 @@ class Settings:
         home: str | Path | None = None,
         url: str | None = None,
         log_dir: str | Path | None = None,
+        token: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
@@ -58,7 +80,12 @@ class Settings:
         log_dir = (
             log_dir or env.get("DOCKYARD_LOG_DIR") or file.get("log_dir") or home_path / "logs"
         )
-        return cls(home=home_path, url=str(url), log_dir=Path(log_dir).expanduser())
+        return cls(
+            home=home_path,
+            url=str(url),
+            log_dir=Path(log_dir).expanduser(),
+            token=token or env.get("DOCKYARD_TOKEN") or None,
+        )
 
 
 def _read_config(path: Path) -> dict[str, str]:
@@ -70,6 +97,6 @@ def _read_config(path: Path) -> dict[str, str]:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ValidationError(str(path), f"is not a readable TOML file: {error}") from None
     for key, value in data.items():
-        if key not in ENVIRONMENT or key == "home" or not isinstance(value, str):
+        if key not in ("url", "log_dir") or not isinstance(value, str):
             raise ValidationError(f"{path}: {key}", "unknown setting or not a string")
     return data

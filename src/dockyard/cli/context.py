@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dockyard.client import Client
+from dockyard.client import Client, open_client
 from dockyard.settings import Settings
 
 __all__ = ["CliContext", "output_option", "pass_cli"]
@@ -20,6 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class CliContext:
     home: str | None
     url: str | None
+    token: str | None
     output: str
     _settings: Settings | None = None
     _client: Client | None = field(default=None)
@@ -27,13 +28,13 @@ class CliContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = Settings.resolve(home=self.home, url=self.url)
+            self._settings = Settings.resolve(home=self.home, url=self.url, token=self.token)
         return self._settings
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.settings)
+            self._client = open_client(self.settings)
             click.get_current_context().call_on_close(self._client.close)
         return self._client
 

@@ -6,11 +6,12 @@ import sys
 
 import click
 
+from dockyard.cli.admin import queues, tokens, workers
 from dockyard.cli.context import CliContext
 from dockyard.cli.definitions import definitions
 from dockyard.cli.jobs import jobs, submit
-from dockyard.cli.services import db, up, worker
-from dockyard.errors import DockyardError, NotFoundError
+from dockyard.cli.services import db, server, up, worker
+from dockyard.errors import DockyardError
 
 __all__ = ["cli", "main"]
 
@@ -26,13 +27,25 @@ __all__ = ["cli", "main"]
     help="The store, e.g. sqlite:////path/to.db [sqlite:///<home>/dockyard.db].",
 )
 @click.option(
+    "--token",
+    envvar="DOCKYARD_TOKEN",
+    show_envvar=True,
+    help="Bearer token for a server URL [<home>/token].",
+)
+@click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", help="Output format."
 )
 @click.version_option(package_name="dockyard")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None, url: str | None, output: str) -> None:
-    """Dockyard runs jobs: container images, scripts, HTTP calls and Python functions."""
-    ctx.obj = CliContext(home=home, url=url, output=output)
+def cli(
+    ctx: click.Context, home: str | None, url: str | None, token: str | None, output: str
+) -> None:
+    """Dockyard runs jobs: container images, scripts, HTTP calls and Python functions.
+
+    Commands work on the store itself (a sqlite:/// URL, the default) or on a server
+    (an http:// URL and a token), with the same results.
+    """
+    ctx.obj = CliContext(home=home, url=url, token=token, output=output)
 
 
 cli.add_command(definitions)
@@ -40,7 +53,11 @@ cli.add_command(submit)
 cli.add_command(jobs)
 cli.add_command(worker)
 cli.add_command(up)
+cli.add_command(server)
 cli.add_command(db)
+cli.add_command(queues)
+cli.add_command(workers)
+cli.add_command(tokens)
 
 
 def main() -> None:
@@ -51,9 +68,6 @@ def main() -> None:
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
-    except NotFoundError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(2)
     except DockyardError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
+from typing import Any
 
 import click
+import uvicorn
 
+from dockyard.api import create_app
 from dockyard.app import Dockyard, WorkerConfig, upgrade_store
 from dockyard.cli.context import CliContext, pass_cli
 from dockyard.settings import Settings
@@ -64,18 +70,71 @@ def _config(
     )
 
 
-async def _serve(settings: Settings, config: WorkerConfig, banner: bool) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``_serve`` stops the server and the worker together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(
+    settings: Settings,
+    config: WorkerConfig | None,
+    listen: tuple[str, int] | None,
+    banner: bool,
+) -> None:
     app = await Dockyard.open(settings)
     try:
+        services: list[Any] = []
+        stops: list[Any] = []
+        if listen is not None:
+            host, port = listen
+            secret = await app.ensure_admin_token()
+            uv = uvicorn.Config(
+                create_app(app),
+                host=host,
+                port=port,
+                log_level="warning",
+                timeout_graceful_shutdown=5,
+            )
+            server = _Server(uv)
+            services.append(server.serve())
+            stops.append(lambda: setattr(server, "should_exit", True))
+            if banner:
+                click.echo(f"Dockyard is up: http://{host}:{port} (API docs at /docs)")
+                click.echo(f"  home {settings.home}, store {settings.url}")
+                created = "created an admin token in" if secret else "admin token in"
+                click.echo(f"  {created} {settings.token_file} (mode 0600)")
+        if config is not None:
+            worker = app.worker(config)
+            services.append(worker.run())
+            stops.append(worker.stop)
+            if banner:
+                click.echo(f"  a worker runs {config.concurrency} jobs at once")
         if banner:
-            click.echo(f"Dockyard is up: home {settings.home}, store {settings.url}")
-            click.echo("Submit from another shell, e.g.:")
-            click.echo("  dockyard definitions register hello -- echo hello")
-            click.echo("  dockyard submit hello --follow")
-            click.echo("Stop with Ctrl-C.")
-        await app.run_worker(config)
+            click.echo(
+                "Submit from another shell: dockyard submit NAME --follow. Stop with Ctrl-C."
+            )
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, lambda: [stop() for stop in stops])
+        await asyncio.gather(*services)
     finally:
         await app.close()
+
+
+def _listen_options(fn: click.decorators.FC) -> click.decorators.FC:
+    fn = click.option(
+        "--port", type=int, default=8000, envvar="DOCKYARD_PORT", show_envvar=True, help="API port."
+    )(fn)
+    return click.option(
+        "--host",
+        default="127.0.0.1",
+        envvar="DOCKYARD_HOST",
+        show_envvar=True,
+        help="Address the API listens on (0.0.0.0 for every interface).",
+    )(fn)
 
 
 @click.command()
@@ -92,24 +151,40 @@ def worker(
 ) -> None:
     """Run jobs. SIGTERM or Ctrl-C stops claiming and lets running jobs finish."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(
-        _serve(cli.settings, _config(queues, concurrency, lease, shutdown_grace, burst), False)
-    )
+    config = _config(queues, concurrency, lease, shutdown_grace, burst)
+    asyncio.run(_serve(cli.settings, config, None, False))
 
 
 @click.command()
-@_worker_options
+@_listen_options
 @pass_cli
-def up(
-    cli: CliContext, queues: str | None, concurrency: int, lease: float, shutdown_grace: float
-) -> None:
-    """Start the embedded Dockyard in this process (today: a worker on the embedded store)."""
+def server(cli: CliContext, host: str, port: int) -> None:
+    """Serve the HTTP API only (run workers apart with `dockyard worker`)."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    asyncio.run(
-        _serve(cli.settings, _config(queues, concurrency, lease, shutdown_grace, False), True)
+    asyncio.run(_serve(cli.settings, None, (host, port), True))
+
+
+@click.command()
+@_listen_options
+@_worker_options
+@pass_cli
+def up(
+    cli: CliContext,
+    host: str,
+    port: int,
+    queues: str | None,
+    concurrency: int,
+    lease: float,
+    shutdown_grace: float,
+) -> None:
+    """Start the embedded Dockyard in one process: the HTTP API and a worker."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    config = _config(queues, concurrency, lease, shutdown_grace, False)
+    asyncio.run(_serve(cli.settings, config, (host, port), True))
 
 
 @click.group()

@@ -6,10 +6,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from dockyard.domain.definitions import definition_document
-from dockyard.domain.records import Attempt, Definition, Job, Overrides
+from dockyard.domain.definitions import definition_document, parse_definition
+from dockyard.domain.records import Attempt, Definition, Job, JobId, Overrides
+from dockyard.domain.states import DefinitionStatus, JobState
 
-__all__ = ["definition_summary", "iso", "job_document", "overrides_document", "parse_overrides"]
+__all__ = [
+    "definition_summary",
+    "iso",
+    "job_document",
+    "overrides_document",
+    "parse_definition_document",
+    "parse_job_document",
+    "parse_overrides",
+]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -84,4 +93,70 @@ def parse_overrides(doc: Mapping[str, Any]) -> Overrides:
         environment=dict(doc.get("environment", {})),
         timeout_seconds=doc.get("timeout"),
         attempts=doc.get("attempts"),
+    )
+
+
+def _when(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def parse_job_document(doc: Mapping[str, Any]) -> Job:
+    """Read back what :func:`job_document` wrote (the HTTP client's view of a job)."""
+    name, _, revision = str(doc["definition"]).rpartition(":")
+    return Job(
+        id=JobId(doc["id"]),
+        name=doc["name"],
+        definition_name=name,
+        definition_revision=int(revision),
+        state=JobState(doc["state"]),
+        status_reason=doc["status_reason"],
+        queue=doc["queue"],
+        group_key=doc["group"],
+        priority=doc["priority"],
+        idempotency_key=doc["idempotency_key"],
+        payload=doc["payload"],
+        overrides=parse_overrides(doc["overrides"]),
+        parameters=doc["parameters"],
+        max_attempts=doc["max_attempts"],
+        attempt_count=len(doc["attempts"]),
+        attempts_used=sum(1 for a in doc["attempts"] if a["counted"]),
+        created_at=_at(doc["created_at"]),
+        not_before=_at(doc["not_before"]),
+        started_at=_when(doc["started_at"]),
+        stopped_at=_when(doc["stopped_at"]),
+        exit_code=doc["exit_code"],
+        result=doc["result"],
+        attempts=tuple(
+            Attempt(
+                number=a["number"],
+                worker_id=a["worker"],
+                started_at=_when(a["started_at"]),
+                stopped_at=_when(a["stopped_at"]),
+                exit_code=a["exit_code"],
+                reason=a["reason"],
+                status_reason=a["status_reason"],
+                counted=a["counted"],
+            )
+            for a in doc["attempts"]
+        ),
+    )
+
+
+def parse_definition_document(doc: Mapping[str, Any]) -> Definition:
+    """Read back what :func:`definition_summary` wrote."""
+    fields = {
+        key: value
+        for key, value in doc.items()
+        if key not in ("name", "revision", "status", "created_at") and value is not None
+    }
+    return Definition(
+        name=doc["name"],
+        revision=doc["revision"],
+        status=DefinitionStatus(doc["status"]),
+        created_at=_at(doc["created_at"]),
+        spec=parse_definition(fields),
     )

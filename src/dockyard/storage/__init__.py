@@ -8,6 +8,7 @@ from dockyard.storage.port import (
     Heartbeat,
     InsertedJob,
     JobQuery,
+    QueueInfo,
     Storage,
     WorkerInfo,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "Heartbeat",
     "InsertedJob",
     "JobQuery",
+    "QueueInfo",
     "Storage",
     "WorkerInfo",
     "open_storage",

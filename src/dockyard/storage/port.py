@@ -6,13 +6,14 @@ strategy; the runtime sees only these verbs and :class:`Capabilities`, never a d
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId, NewJob
 from dockyard.domain.states import DefinitionStatus, JobState
+from dockyard.domain.tokens import Token
 from dockyard.domain.transitions import Transition
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Heartbeat",
     "InsertedJob",
     "JobQuery",
+    "QueueInfo",
     "Storage",
     "WorkerInfo",
 ]
@@ -85,6 +87,16 @@ class WorkerInfo:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None = None
+    #: Jobs the worker holds now (filled by :meth:`Storage.list_workers`).
+    running: tuple[JobId, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueInfo:
+    name: str
+    paused: bool
+    #: Jobs per state; states with no job are left out.
+    counts: Mapping[str, int]
 
 
 class Storage(Protocol):
@@ -149,6 +161,24 @@ class Storage(Protocol):
     async def register_worker(self, worker: WorkerInfo) -> None: ...
 
     async def list_workers(self) -> list[WorkerInfo]: ...
+
+    async def insert_token(self, token: Token, secret_hash: str) -> None: ...
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        """The token with this hash, revoked or not."""
+        ...
+
+    async def list_tokens(self) -> list[Token]: ...
+
+    async def revoke_token(self, token_id: str, now: datetime) -> Token | None: ...
+
+    async def list_queues(self) -> list[QueueInfo]:
+        """Every queue that has jobs or was paused, with its job counts per state."""
+        ...
+
+    async def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
+        """A paused queue keeps its jobs and takes new ones, but workers claim none of them."""
+        ...
 
     def change_token(self) -> int:
         """A counter to pass to :meth:`wait_for_change`."""

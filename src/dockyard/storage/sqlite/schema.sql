@@ -1,4 +1,4 @@
--- Generated from migrations/ by tests/test_storage.py::test_migrations_produce_schema_sql; do not edit.
+-- Generated from migrations/; tests/test_jobs.py::test_migrations_produce_schema_sql checks it. Do not edit.
 
 CREATE TABLE attempts (
     job_id         TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
@@ -53,6 +53,21 @@ CREATE TABLE jobs (
     result               TEXT
 );
 
+CREATE TABLE queues (
+    name        TEXT PRIMARY KEY,
+    paused      INTEGER NOT NULL DEFAULT 0,
+    updated_at  REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    role        TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+    hash        TEXT NOT NULL UNIQUE,
+    created_at  REAL NOT NULL,
+    revoked_at  REAL
+) WITHOUT ROWID;
+
 CREATE TABLE workers (
     id            TEXT    PRIMARY KEY,
     hostname      TEXT    NOT NULL,
@@ -72,6 +87,8 @@ CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE state IN ('STARTING', 
 
 CREATE INDEX jobs_open_groups ON jobs (group_key, seq)
     WHERE group_key IS NOT NULL AND state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED');
+
+CREATE INDEX jobs_queue_state ON jobs (queue, state);
 
 CREATE INDEX jobs_runnable ON jobs (queue, priority DESC, seq) WHERE state = 'RUNNABLE';
 

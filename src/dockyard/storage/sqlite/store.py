@@ -25,6 +25,7 @@ from dockyard.domain.definitions import definition_document, parse_definition
 from dockyard.domain.documents import overrides_document, parse_overrides
 from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus, JobState
+from dockyard.domain.tokens import Role, Token
 from dockyard.domain.transitions import CLAIM, Transition
 from dockyard.errors import StorageError
 from dockyard.storage.port import (
@@ -33,6 +34,7 @@ from dockyard.storage.port import (
     Heartbeat,
     InsertedJob,
     JobQuery,
+    QueueInfo,
     WorkerInfo,
 )
 from dockyard.storage.signal import ChangeSignal
@@ -70,6 +72,7 @@ _GROUP_HEAD = (
     "(j.group_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs g WHERE g.group_key = j.group_key"
     f" AND g.seq < j.seq AND g.state NOT IN ({_TERMINAL_SQL})))"
 )
+_NOT_PAUSED = "j.queue NOT IN (SELECT name FROM queues WHERE paused = 1)"
 
 
 def _ts(moment: datetime | None) -> float | None:
@@ -318,7 +321,7 @@ class SQLiteStorage:
             "UPDATE jobs SET state = ?, worker_id = ?, lease_expires_at = ?, status_reason = NULL,"
             " attempt_count = attempt_count + 1, attempts_used = attempts_used + 1"
             " WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.state = ? AND j.not_before <= ?"
-            f"{queue_filter} AND {_GROUP_HEAD}"
+            f"{queue_filter} AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
             " ORDER BY j.priority DESC, j.seq LIMIT ?) RETURNING *"
         )
 
@@ -388,7 +391,10 @@ class SQLiteStorage:
     async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
         # Only jobs a claim could take: a job behind an unfinished job of its group is not due,
         # however old its not_before (else an idle worker would wake at once, again and again).
-        sql = f"SELECT MIN(j.not_before) FROM jobs j WHERE j.state = 'RUNNABLE' AND {_GROUP_HEAD}"
+        sql = (
+            "SELECT MIN(j.not_before) FROM jobs j WHERE j.state = 'RUNNABLE'"
+            f" AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
+        )
         args: list[Any] = []
         if queues is not None:
             sql += f" AND j.queue IN ({_placeholders(len(queues))})"
@@ -419,9 +425,15 @@ class SQLiteStorage:
         await self._run(register)
 
     async def list_workers(self) -> list[WorkerInfo]:
-        rows = await self._run(
-            lambda db: db.execute("SELECT * FROM workers ORDER BY started_at").fetchall()
-        )
+        def select(db: sqlite3.Connection) -> tuple[list[sqlite3.Row], dict[str, list[JobId]]]:
+            running: dict[str, list[JobId]] = {}
+            for row in db.execute(
+                "SELECT worker_id, id FROM jobs WHERE state IN (?, ?) ORDER BY seq", _ACTIVE
+            ):
+                running.setdefault(row[0], []).append(JobId(row[1]))
+            return db.execute("SELECT * FROM workers ORDER BY started_at").fetchall(), running
+
+        rows, running = await self._run(select)
         return [
             WorkerInfo(
                 id=row["id"],
@@ -432,9 +444,82 @@ class SQLiteStorage:
                 started_at=_dt(row["started_at"]),  # type: ignore[arg-type]
                 heartbeat_at=_dt(row["heartbeat_at"]),  # type: ignore[arg-type]
                 stopped_at=_dt(row["stopped_at"]),
+                running=tuple(running.get(row["id"], ())),
             )
             for row in rows
         ]
+
+    # -- tokens and queues ----------------------------------------------------------------------
+
+    async def insert_token(self, token: Token, secret_hash: str) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            with self._write(db):
+                db.execute(
+                    "INSERT INTO tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        token.id,
+                        token.name,
+                        token.role.value,
+                        secret_hash,
+                        token.created_at.timestamp(),
+                    ),
+                )
+
+        await self._run(insert)
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM tokens WHERE hash = ?", (secret_hash,)).fetchone()
+        )
+        return None if row is None else _token(row)
+
+    async def list_tokens(self) -> list[Token]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT * FROM tokens ORDER BY created_at").fetchall()
+        )
+        return [_token(row) for row in rows]
+
+    async def revoke_token(self, token_id: str, now: datetime) -> Token | None:
+        def revoke(db: sqlite3.Connection) -> sqlite3.Row | None:
+            with self._write(db):
+                db.execute(
+                    "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                    (now.timestamp(), token_id),
+                )
+                row: sqlite3.Row | None = db.execute(
+                    "SELECT * FROM tokens WHERE id = ?", (token_id,)
+                ).fetchone()
+            return row
+
+        row = await self._run(revoke)
+        return None if row is None else _token(row)
+
+    async def list_queues(self) -> list[QueueInfo]:
+        def select(db: sqlite3.Connection) -> list[QueueInfo]:
+            counts: dict[str, dict[str, int]] = {}
+            for name, state, count in db.execute(
+                "SELECT queue, state, COUNT(*) FROM jobs GROUP BY queue, state"
+            ):
+                counts.setdefault(name, {})[state] = count
+            paused = {row[0]: bool(row[1]) for row in db.execute("SELECT name, paused FROM queues")}
+            return [
+                QueueInfo(name=name, paused=paused.get(name, False), counts=counts.get(name, {}))
+                for name in sorted(counts.keys() | paused.keys())
+            ]
+
+        return await self._run(select)
+
+    async def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            with self._write(db):
+                db.execute(
+                    "INSERT INTO queues (name, paused, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
+                    " updated_at = excluded.updated_at",
+                    (name, int(paused), now.timestamp()),
+                )
+
+        await self._run(update)
 
     # -- change notification --------------------------------------------------------------------
 
@@ -561,6 +646,16 @@ def _job(row: sqlite3.Row, attempts: tuple[Attempt, ...] = ()) -> Job:
         exit_code=row["exit_code"],
         result=json.loads(row["result"]) if row["result"] is not None else None,
         attempts=attempts,
+    )
+
+
+def _token(row: sqlite3.Row) -> Token:
+    return Token(
+        id=row["id"],
+        name=row["name"],
+        role=Role(row["role"]),
+        created_at=datetime.fromtimestamp(row["created_at"], UTC),
+        revoked_at=_dt(row["revoked_at"]),
     )
 
 

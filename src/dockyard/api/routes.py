@@ -1,0 +1,280 @@
+"""The ``/v1`` routes. Each parses its input, calls the facade, and renders a document."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import StreamingResponse
+
+from dockyard.api.auth import facade, require
+from dockyard.api.problems import PROBLEM_RESPONSES
+from dockyard.api.schemas import (
+    BatchIn,
+    BatchOut,
+    CancelIn,
+    DefinitionIn,
+    DefinitionOut,
+    JobIn,
+    JobOut,
+    JobPage,
+    QueueOut,
+    TokenCreated,
+    TokenIn,
+    TokenOut,
+    WorkerOut,
+)
+from dockyard.app import Dockyard, QueueInfo, Token, WorkerInfo
+from dockyard.domain.documents import definition_summary, iso, job_document
+from dockyard.domain.jobs import SubmitRequest
+from dockyard.domain.records import Job
+from dockyard.domain.states import JobState
+from dockyard.domain.tokens import Permission
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+App = Annotated[Dockyard, Depends(facade)]
+Reader = Depends(require(Permission.READ))
+Operator = Depends(require(Permission.OPERATE))
+Admin = Depends(require(Permission.ADMINISTER))
+MAX_WAIT_SECONDS = 60.0
+
+
+def _job(job: Job, created: bool | None = None) -> dict[str, Any]:
+    document = job_document(job)
+    if created is not None:
+        document["created"] = created
+    return document
+
+
+def _request(body: JobIn) -> SubmitRequest:
+    return SubmitRequest(
+        definition=body.definition,
+        name=body.name,
+        queue=body.queue,
+        group=body.group,
+        idempotency_key=body.idempotency_key,
+        priority=body.priority,
+        payload=body.payload,
+        command=None if body.command is None else tuple(body.command),
+        environment=body.environment,
+        timeout_seconds=body.timeout,
+        attempts=body.attempts,
+        parameters=body.parameters,
+    )
+
+
+# -- definitions --------------------------------------------------------------------------------
+
+
+@router.post("/definitions", status_code=201, response_model=DefinitionOut, dependencies=[Operator])
+async def register_definition(body: DefinitionIn, app: App) -> dict[str, Any]:
+    """Register a definition: revision 1, or the next revision of an existing name."""
+    document = body.model_dump(exclude_none=True)
+    return definition_summary(await app.register_definition(document, name=body.name))
+
+
+@router.get("/definitions", response_model=list[DefinitionOut], dependencies=[Reader])
+async def list_definitions(app: App) -> list[dict[str, Any]]:
+    """The latest revision of every definition."""
+    return [definition_summary(d) for d in await app.list_definitions()]
+
+
+@router.get("/definitions/{name}", response_model=list[DefinitionOut], dependencies=[Reader])
+async def describe_definition(name: str, app: App) -> list[dict[str, Any]]:
+    """Every revision of a definition, oldest first."""
+    return [definition_summary(d) for d in await app.definition_revisions(name)]
+
+
+@router.get("/definitions/{name}/active", response_model=DefinitionOut, dependencies=[Reader])
+async def get_active(name: str, app: App) -> dict[str, Any]:
+    """The latest ACTIVE revision: the one ``name`` means when submitting."""
+    return definition_summary(await app.get_definition(name))
+
+
+@router.get("/definitions/{name}/{revision}", response_model=DefinitionOut, dependencies=[Reader])
+async def get_revision(name: str, revision: int, app: App) -> dict[str, Any]:
+    return definition_summary(await app.get_definition(f"{name}:{revision}"))
+
+
+@router.delete(
+    "/definitions/{name}/{revision}", response_model=DefinitionOut, dependencies=[Operator]
+)
+async def deregister_definition(name: str, revision: int, app: App) -> dict[str, Any]:
+    """Make a revision INACTIVE: it takes no new jobs."""
+    return definition_summary(await app.deregister_definition(f"{name}:{revision}"))
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut, dependencies=[Operator])
+async def submit(body: JobIn, app: App, response: Response) -> dict[str, Any]:
+    """Submit a job. With an idempotency key seen before: the earlier job, status 200."""
+    submitted = await app.submit(_request(body))
+    if not submitted.created:
+        response.status_code = 200
+    return _job(submitted.job, submitted.created)
+
+
+@router.post("/jobs/batch", status_code=201, response_model=BatchOut, dependencies=[Operator])
+async def submit_batch(body: BatchIn, app: App) -> dict[str, Any]:
+    """Submit up to 1,000 jobs in one transaction: all of them, or none when one is invalid."""
+    submitted = await app.submit_many([_request(job) for job in body.jobs])
+    return {"jobs": [_job(item.job, item.created) for item in submitted]}
+
+
+@router.get("/jobs", response_model=JobPage, dependencies=[Reader])
+async def list_jobs(
+    app: App,
+    state: Annotated[list[JobState] | None, Query()] = None,
+    queue: str | None = None,
+    definition: str | None = None,
+    group: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Jobs, newest first; follow ``next_cursor`` for older pages."""
+    jobs = await app.list_jobs(
+        states=[s.value for s in state or []],
+        queue=queue,
+        definition=definition,
+        group=group,
+        limit=limit,
+        before=cursor,
+    )
+    return {
+        "jobs": [_job(job) for job in jobs],
+        "next_cursor": jobs[-1].id if len(jobs) == limit else None,
+    }
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, dependencies=[Reader])
+async def get_job(
+    job_id: str, app: App, wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0
+) -> dict[str, Any]:
+    """A job with its attempts. ``?wait=S`` holds the answer up to S seconds until the job ends."""
+    if wait > 0:
+        try:
+            return _job(await app.wait(job_id, timeout=wait))
+        except TimeoutError:
+            pass
+    return _job(await app.get_job(job_id))
+
+
+@router.get("/jobs/{job_id}/attempts", response_model=list[dict[str, Any]], dependencies=[Reader])
+async def attempts(job_id: str, app: App) -> list[dict[str, Any]]:
+    attempts: list[dict[str, Any]] = _job(await app.get_job(job_id))["attempts"]
+    return attempts
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, dependencies=[Operator])
+async def cancel(job_id: str, app: App, body: CancelIn | None = None) -> dict[str, Any]:
+    """Cancel a job that has not ended; a running attempt is stopped within seconds."""
+    return _job(await app.cancel(job_id, body.reason if body else None))
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobOut, dependencies=[Operator])
+async def retry(job_id: str, app: App) -> dict[str, Any]:
+    """Run a FAILED or CANCELLED job again with its attempts renewed."""
+    return _job(await app.retry(job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/logs",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    dependencies=[Reader],
+)
+async def logs(
+    job_id: str,
+    app: App,
+    attempt: Annotated[int | None, Query(ge=1)] = None,
+    follow: bool = False,
+) -> StreamingResponse:
+    """An attempt's log (the latest by default); ``?follow=true`` streams it until the job ends."""
+    if follow:
+        stream = app.follow_log(job_id, attempt)
+        first = await anext(stream, b"")  # fail with 404 now, not inside the stream
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield first
+            async for chunk in stream:
+                yield chunk
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+    data = await app.read_log(job_id, attempt)
+    return StreamingResponse(iter([data]), media_type="text/plain")
+
+
+# -- queues, workers, tokens --------------------------------------------------------------------
+
+
+def _queue(queue: QueueInfo) -> dict[str, Any]:
+    return {"name": queue.name, "paused": queue.paused, "counts": dict(queue.counts)}
+
+
+@router.get("/queues", response_model=list[QueueOut], dependencies=[Reader])
+async def list_queues(app: App) -> list[dict[str, Any]]:
+    """Every queue with its job counts per state."""
+    return [_queue(queue) for queue in await app.list_queues()]
+
+
+@router.post("/queues/{name}/pause", response_model=QueueOut, dependencies=[Operator])
+async def pause_queue(name: str, app: App) -> dict[str, Any]:
+    """Workers take no job from a paused queue; submissions still land."""
+    return _queue(await app.set_queue_paused(name, True))
+
+
+@router.post("/queues/{name}/resume", response_model=QueueOut, dependencies=[Operator])
+async def resume_queue(name: str, app: App) -> dict[str, Any]:
+    return _queue(await app.set_queue_paused(name, False))
+
+
+def _worker(worker: WorkerInfo) -> dict[str, Any]:
+    return {
+        "id": worker.id,
+        "hostname": worker.hostname,
+        "pid": worker.pid,
+        "queues": None if worker.queues is None else list(worker.queues),
+        "concurrency": worker.concurrency,
+        "started_at": iso(worker.started_at),
+        "heartbeat_at": iso(worker.heartbeat_at),
+        "stopped_at": iso(worker.stopped_at),
+        "running": list(worker.running),
+    }
+
+
+@router.get("/workers", response_model=list[WorkerOut], dependencies=[Reader])
+async def list_workers(app: App) -> list[dict[str, Any]]:
+    """Workers with their last heartbeat and the jobs they run now."""
+    return [_worker(worker) for worker in await app.list_workers()]
+
+
+def _token(token: Token) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role.value,
+        "created_at": iso(token.created_at),
+        "revoked_at": iso(token.revoked_at),
+    }
+
+
+@router.post("/tokens", status_code=201, response_model=TokenCreated, dependencies=[Admin])
+async def create_token(body: TokenIn, app: App) -> dict[str, Any]:
+    """A new token; its secret is in this answer only."""
+    token, secret = await app.create_token(body.name, body.role)
+    return {**_token(token), "secret": secret}
+
+
+@router.get("/tokens", response_model=list[TokenOut], dependencies=[Admin])
+async def list_tokens(app: App) -> list[dict[str, Any]]:
+    return [_token(token) for token in await app.list_tokens()]
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut, dependencies=[Admin])
+async def revoke_token(token_id: str, app: App) -> dict[str, Any]:
+    return _token(await app.revoke_token(token_id))

@@ -1,0 +1,144 @@
+"""The client interface: every user operation, the same over both transports."""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from dockyard.app import QueueInfo, Submitted, Token, WorkerInfo
+from dockyard.domain.jobs import SubmitRequest
+from dockyard.domain.records import JSON, Definition, Job
+
+__all__ = ["Client"]
+
+
+class Client(ABC):
+    """Every user operation, by the same names as the CLI. Close it, or use it in a ``with``."""
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def register(self, document: Mapping[str, Any], *, name: str | None = None) -> Definition:
+        """Register a definition document (the YAML/JSON format of ``definitions register -f``)."""
+
+    @abstractmethod
+    def definition(self, ref: str) -> Definition:
+        """``name`` (the latest ACTIVE revision) or ``name:revision``."""
+
+    @abstractmethod
+    def revisions(self, name: str) -> builtins.list[Definition]: ...
+
+    @abstractmethod
+    def definitions(self) -> builtins.list[Definition]:
+        """The latest revision of every definition."""
+
+    @abstractmethod
+    def deregister(self, ref: str) -> Definition: ...
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        definition: str,
+        *,
+        payload: JSON = None,
+        queue: str | None = None,
+        group: str | None = None,
+        idempotency_key: str | None = None,
+        priority: int = 0,
+        command: Sequence[str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        attempts: int | None = None,
+        parameters: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> Job:
+        """Submit one job; with an idempotency key seen before, the earlier job is returned."""
+        request = SubmitRequest(
+            definition=definition,
+            name=name,
+            queue=queue,
+            group=group,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            payload=payload,
+            command=None if command is None else tuple(command),
+            environment=dict(environment or {}),
+            timeout_seconds=timeout,
+            attempts=attempts,
+            parameters=dict(parameters or {}),
+        )
+        return self.submit_requests([request])[0].job
+
+    @abstractmethod
+    def submit_requests(self, requests: Sequence[SubmitRequest]) -> builtins.list[Submitted]:
+        """Submit many jobs at once: all of them, or none when one is invalid."""
+
+    @abstractmethod
+    def get(self, job_id: str) -> Job: ...
+
+    @abstractmethod
+    def list(
+        self,
+        *,
+        states: Sequence[str] = (),
+        queue: str | None = None,
+        definition: str | None = None,
+        group: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> builtins.list[Job]:
+        """Jobs, newest first; ``before`` (a job id) pages to older ones."""
+
+    @abstractmethod
+    def cancel(self, job_id: str, reason: str | None = None) -> Job: ...
+
+    @abstractmethod
+    def retry(self, job_id: str) -> Job: ...
+
+    @abstractmethod
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job is SUCCEEDED, FAILED or CANCELLED (TimeoutError after ``timeout``)."""
+
+    @abstractmethod
+    def logs(self, job_id: str, attempt: int | None = None) -> str:
+        """The log of one attempt, the latest by default."""
+
+    @abstractmethod
+    def follow(self, job_id: str, attempt: int | None = None) -> Iterator[bytes]:
+        """Yield the log as the job prints it, until the job ends."""
+
+    # -- queues, workers, tokens ----------------------------------------------------------------
+
+    @abstractmethod
+    def queues(self) -> builtins.list[QueueInfo]: ...
+
+    @abstractmethod
+    def pause_queue(self, name: str) -> QueueInfo: ...
+
+    @abstractmethod
+    def resume_queue(self, name: str) -> QueueInfo: ...
+
+    @abstractmethod
+    def workers(self) -> builtins.list[WorkerInfo]: ...
+
+    @abstractmethod
+    def create_token(self, name: str, role: str) -> tuple[Token, str]:
+        """A new token and its secret, which is shown this once."""
+
+    @abstractmethod
+    def tokens(self) -> builtins.list[Token]: ...
+
+    @abstractmethod
+    def revoke_token(self, token_id: str) -> Token: ...

@@ -1,0 +1,264 @@
+"""The HTTP transport: the same client over a Dockyard server's ``/v1`` API, on httpx.
+
+Errors come back as ``application/problem+json`` and are raised as the same exceptions the
+direct transport raises, so callers need not know which transport they hold.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+import httpx
+
+from dockyard.app import QueueInfo, Submitted, Token, WorkerInfo
+from dockyard.client.base import Client
+from dockyard.domain.documents import parse_definition_document, parse_job_document
+from dockyard.domain.jobs import SubmitRequest
+from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.states import TERMINAL_STATES
+from dockyard.domain.tokens import Role
+from dockyard.errors import (
+    AuthenticationError,
+    ConflictError,
+    DockyardError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+
+__all__ = ["HttpClient"]
+
+BATCH = 1000
+#: The server holds a wait for at most this long; the client asks again until its own timeout.
+LONG_POLL_SECONDS = 30.0
+
+
+class HttpClient(Client):
+    """A client of a Dockyard server at ``url`` (``http://host:8000``)."""
+
+    def __init__(self, url: str, *, token: str | None, timeout: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise DockyardError(f"cannot reach {self._http.base_url}: {error}") from None
+        if response.status_code >= 400:
+            _raise(response)
+        return response.json()
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    def register(self, document: Mapping[str, Any], *, name: str | None = None) -> Definition:
+        body = {**document, **({"name": name} if name is not None else {})}
+        return parse_definition_document(self._send("POST", "/v1/definitions", json=body))
+
+    def definition(self, ref: str) -> Definition:
+        name, _, revision = ref.partition(":")
+        if revision:
+            return parse_definition_document(
+                self._send("GET", f"/v1/definitions/{name}/{revision}")
+            )
+        return parse_definition_document(self._send("GET", f"/v1/definitions/{name}/active"))
+
+    def revisions(self, name: str) -> builtins.list[Definition]:
+        return [parse_definition_document(d) for d in self._send("GET", f"/v1/definitions/{name}")]
+
+    def definitions(self) -> builtins.list[Definition]:
+        return [parse_definition_document(d) for d in self._send("GET", "/v1/definitions")]
+
+    def deregister(self, ref: str) -> Definition:
+        name, _, revision = ref.partition(":")
+        if not revision:
+            raise ValidationError("definition", "name the revision to deregister, as NAME:REVISION")
+        return parse_definition_document(self._send("DELETE", f"/v1/definitions/{name}/{revision}"))
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def submit_requests(self, requests: Sequence[SubmitRequest]) -> builtins.list[Submitted]:
+        """Submit in batches of 1,000 requests; each batch is all-or-nothing on the server."""
+        submitted: builtins.list[Submitted] = []
+        for start in range(0, len(requests), BATCH):
+            chunk = [_job_body(request) for request in requests[start : start + BATCH]]
+            answer = self._send("POST", "/v1/jobs/batch", json={"jobs": chunk})
+            submitted.extend(
+                Submitted(job=parse_job_document(doc), created=bool(doc["created"]))
+                for doc in answer["jobs"]
+            )
+        return submitted
+
+    def get(self, job_id: str) -> Job:
+        return parse_job_document(self._send("GET", f"/v1/jobs/{job_id}"))
+
+    def list(
+        self,
+        *,
+        states: Sequence[str] = (),
+        queue: str | None = None,
+        definition: str | None = None,
+        group: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> builtins.list[Job]:
+        params: dict[str, Any] = {"state": [state.upper() for state in states], "limit": limit}
+        for key, value in (
+            ("queue", queue),
+            ("definition", definition),
+            ("group", group),
+            ("cursor", before),
+        ):
+            if value is not None:
+                params[key] = value
+        page = self._send("GET", "/v1/jobs", params=params)
+        return [parse_job_document(doc) for doc in page["jobs"]]
+
+    def cancel(self, job_id: str, reason: str | None = None) -> Job:
+        return parse_job_document(
+            self._send("POST", f"/v1/jobs/{job_id}/cancel", json={"reason": reason})
+        )
+
+    def retry(self, job_id: str) -> Job:
+        return parse_job_document(self._send("POST", f"/v1/jobs/{job_id}/retry"))
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            hold = LONG_POLL_SECONDS
+            if deadline is not None:
+                hold = min(hold, deadline - time.monotonic())
+                if hold <= 0:
+                    raise TimeoutError(f"job {job_id} did not end within {timeout} s")
+            job = parse_job_document(
+                self._send("GET", f"/v1/jobs/{job_id}", params={"wait": round(hold, 3)},
+                           timeout=hold + 30)
+            )  # fmt: skip
+            if job.state in TERMINAL_STATES:
+                return job
+
+    def logs(self, job_id: str, attempt: int | None = None) -> str:
+        response = self._http.get(f"/v1/jobs/{job_id}/logs", params=_attempt(attempt))
+        if response.status_code >= 400:
+            _raise(response)
+        return response.content.decode("utf-8", "replace")
+
+    def follow(self, job_id: str, attempt: int | None = None) -> Iterator[bytes]:
+        params = {**_attempt(attempt), "follow": "true"}
+        with self._http.stream(
+            "GET", f"/v1/jobs/{job_id}/logs", params=params, timeout=None
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                _raise(response)
+            yield from response.iter_bytes()
+
+    # -- queues, workers, tokens ----------------------------------------------------------------
+
+    def queues(self) -> builtins.list[QueueInfo]:
+        return [_queue(doc) for doc in self._send("GET", "/v1/queues")]
+
+    def pause_queue(self, name: str) -> QueueInfo:
+        return _queue(self._send("POST", f"/v1/queues/{name}/pause"))
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        return _queue(self._send("POST", f"/v1/queues/{name}/resume"))
+
+    def workers(self) -> builtins.list[WorkerInfo]:
+        return [_worker(doc) for doc in self._send("GET", "/v1/workers")]
+
+    def create_token(self, name: str, role: str) -> tuple[Token, str]:
+        doc = self._send("POST", "/v1/tokens", json={"name": name, "role": role})
+        return _token(doc), doc["secret"]
+
+    def tokens(self) -> builtins.list[Token]:
+        return [_token(doc) for doc in self._send("GET", "/v1/tokens")]
+
+    def revoke_token(self, token_id: str) -> Token:
+        return _token(self._send("DELETE", f"/v1/tokens/{token_id}"))
+
+
+def _attempt(attempt: int | None) -> dict[str, Any]:
+    return {} if attempt is None else {"attempt": attempt}
+
+
+def _job_body(request: SubmitRequest) -> dict[str, Any]:
+    optional = {
+        "name": request.name,
+        "queue": request.queue,
+        "group": request.group,
+        "idempotency_key": request.idempotency_key,
+        "command": None if request.command is None else list(request.command),
+        "timeout": request.timeout_seconds,
+        "attempts": request.attempts,
+    }
+    return {
+        "definition": request.definition,
+        "priority": request.priority,
+        "payload": request.payload,
+        "environment": dict(request.environment),
+        "parameters": dict(request.parameters),
+        **{key: value for key, value in optional.items() if value is not None},
+    }
+
+
+def _raise(response: httpx.Response) -> NoReturn:
+    try:
+        problem = response.json()
+        detail = str(problem.get("detail", response.text))
+    except ValueError:
+        problem, detail = {}, response.text or response.reason_phrase
+    status = response.status_code
+    if status == 422 and "field" in problem:
+        raise ValidationError(problem["field"], problem.get("rule", detail))
+    if status in (400, 422):
+        raise ValidationError("request", detail)
+    if status == 401:
+        raise AuthenticationError(detail)
+    if status == 403:
+        raise PermissionDeniedError(detail)
+    if status == 404:
+        kind, _, ref = detail.partition(" not found: ")
+        raise NotFoundError(kind, ref) if ref else NotFoundError("resource", str(response.url.path))
+    if status == 409:
+        raise ConflictError(detail)
+    raise DockyardError(f"server error {status}: {detail}")
+
+
+def _when(text: str | None) -> Any:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _queue(doc: Mapping[str, Any]) -> QueueInfo:
+    return QueueInfo(name=doc["name"], paused=doc["paused"], counts=doc["counts"])
+
+
+def _worker(doc: Mapping[str, Any]) -> WorkerInfo:
+    return WorkerInfo(
+        id=doc["id"],
+        hostname=doc["hostname"],
+        pid=doc["pid"],
+        queues=None if doc["queues"] is None else tuple(doc["queues"]),
+        concurrency=doc["concurrency"],
+        started_at=_when(doc["started_at"]),
+        heartbeat_at=_when(doc["heartbeat_at"]),
+        stopped_at=_when(doc["stopped_at"]),
+        running=tuple(JobId(job_id) for job_id in doc["running"]),
+    )
+
+
+def _token(doc: Mapping[str, Any]) -> Token:
+    return Token(
+        id=doc["id"],
+        name=doc["name"],
+        role=Role(doc["role"]),
+        created_at=_when(doc["created_at"]),
+        revoked_at=_when(doc["revoked_at"]),
+    )
