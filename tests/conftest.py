@@ -234,3 +234,59 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CI") == "true" and _skipped:
         print(f"\nCI=true: {len(_skipped)} test(s) were skipped: {', '.join(_skipped)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """``python -m dockyard server`` (uvicorn, the HTTP API) on a free port of 127.0.0.1."""
+
+    def __init__(self, settings: Settings, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log.open("ab")
+        env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "server", "--port", str(self.port)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
+        import httpx
+
+        def healthy() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {log.read_text()}")
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, timeout=30, what="the server to answer /healthz")
+        self.admin_token = (settings.home / "token").read_text().strip()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real API server sharing the test's home; its first start wrote an admin token."""
+    process = ServerProcess(settings, tmp_path / "server.log")
+    yield process
+    process.close()

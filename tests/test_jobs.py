@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,9 +15,21 @@ import dockyard
 from dockyard import ConflictError, JobState, NotFoundError, SubmitRequest, ValidationError
 from dockyard.settings import Settings
 from dockyard.storage.sqlite.migrator import apply_migrations, schema_sql
-from tests.conftest import FakeClock, register_process, wait_until
+from tests.conftest import FakeClock, ServerProcess, register_process, wait_until
 
 SCHEMA = Path(__file__).parent.parent / "src/dockyard/storage/sqlite/schema.sql"
+
+
+@pytest.fixture(params=["direct", "http"])
+def client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[dockyard.Client]:
+    """Every client operation here runs twice: on the store itself, and over a real HTTP server."""
+    if request.param == "direct":
+        with dockyard.DirectClient(settings) as direct:
+            yield direct
+        return
+    server: ServerProcess = request.getfixturevalue("server")
+    with dockyard.HttpClient(server.url, token=server.admin_token) as http:
+        yield http
 
 
 def test_public_api_is_curated() -> None:

@@ -7,6 +7,7 @@ direct transport raises, so callers need not know which transport they hold.
 from __future__ import annotations
 
 import builtins
+import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -190,6 +191,10 @@ def _attempt(attempt: int | None) -> dict[str, Any]:
 
 
 def _job_body(request: SubmitRequest) -> dict[str, Any]:
+    try:
+        json.dumps(request.payload)
+    except (TypeError, ValueError):
+        raise ValidationError("payload", "must be JSON-serialisable") from None
     optional = {
         "name": request.name,
         "queue": request.queue,
