@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from pathlib import Path
+from typing import BinaryIO
 
 from dockyard.errors import ValidationError
 
@@ -17,20 +18,34 @@ __all__ = ["CappedLogWriter", "LocalLogStore"]
 
 
 class CappedLogWriter:
-    """Writes a log file of at most ``max_bytes`` plus one marker line."""
+    """Writes a log file of at most ``max_bytes`` plus one marker line.
+
+    The file (and its folder) is created on the first write: a job that prints nothing costs no
+    file-system work, and reading its log gives nothing.
+    """
 
     def __init__(self, path: Path, max_bytes: int) -> None:
-        self._file = path.open("ab", buffering=0)
+        self._path = path
+        self._file: BinaryIO | None = None
+        self._closed = False
         self._head_left = max_bytes // 2
         self._tail_limit = max_bytes - self._head_left
         self._tail: deque[bytes] = deque()
         self._tail_size = 0
         self._dropped = 0
 
+    def _opened(self) -> BinaryIO:
+        if self._file is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self._path.open("ab", buffering=0)
+        return self._file
+
     def write(self, data: bytes) -> None:
+        if not data:
+            return
         if self._head_left > 0:
             head = data[: self._head_left]
-            self._file.write(head)
+            self._opened().write(head)
             self._head_left -= len(head)
             data = data[len(head) :]
         if not data:
@@ -43,8 +58,11 @@ class CappedLogWriter:
             self._tail_size -= len(self._tail.popleft())
 
     def close(self) -> None:
-        if self._file.closed:
+        if self._closed:
             return
+        self._closed = True
+        if self._file is None:
+            return  # nothing was printed
         tail = b"".join(self._tail)
         excess = len(tail) - self._tail_limit
         if excess > 0:
@@ -67,9 +85,7 @@ class LocalLogStore:
         return self.root / job_id / f"{attempt}.log"
 
     def open(self, job_id: str, attempt: int, max_bytes: int) -> CappedLogWriter:
-        path = self.path(job_id, attempt)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return CappedLogWriter(path, max_bytes)
+        return CappedLogWriter(self.path(job_id, attempt), max_bytes)
 
     def read(
         self, job_id: str, attempt: int, offset: int = 0, limit: int | None = 1 << 20

@@ -87,6 +87,8 @@ class Worker:
         self._running: dict[JobId, _Running] = {}
         self._definitions: dict[tuple[str, int], Definition] = {}
         self._wake = asyncio.Event()
+        self._pending: list[tuple[transitions.Transition, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
         self._stopping = False
         self._started_at = clock.now()
         self.started = asyncio.Event()
@@ -192,8 +194,7 @@ class Worker:
             definition = await self._definition(job)
             spec = effective_spec(definition, job)
             now = self._clock.now()
-            (started,) = await self._storage.apply([transitions.start(job, self.id, now)])
-            if not started:
+            if not await self._apply(transitions.start(job, self.id, now)):
                 return  # cancelled between the claim and the start
             executor = self._executors.get(spec.executor.kind)
             sink = self._logs.open(job.id, job.attempt_count, spec.log_max_bytes)
@@ -226,13 +227,37 @@ class Worker:
                 transition = transitions.after_outcome(
                     job, spec.retry, outcome, worker_id=self.id, now=now, rng=self._rng
                 )
-            await self._storage.apply([transition])
+            await self._apply(transition)
         except Exception:
             log.exception("worker failed to run job %s; its lease will expire", job.id)
         finally:
             self._running.pop(job.id, None)
             self.jobs_done += 1
             self._wake.set()
+
+    async def _apply(self, transition: transitions.Transition) -> bool:
+        """Apply a transition together with the others made meanwhile: one write for many jobs.
+
+        While one batch is being written, new transitions queue up and go in the next, so under
+        load starts and finishes share transactions without waiting on a timer.
+        """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((transition, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                applied = await self._storage.apply([transition for transition, _ in batch])
+            except Exception as error:
+                for _, future in batch:
+                    future.set_exception(error)
+            else:
+                for (_, future), result in zip(batch, applied, strict=True):
+                    future.set_result(result)
 
     async def _monitor(self) -> None:
         """Renew leases, stop jobs that are no longer ours, and rescue jobs of dead workers."""
