@@ -77,17 +77,30 @@ def _clean_env(home: Path) -> dict[str, str]:
     return env
 
 
+def _scrub_environment() -> None:
+    """Drop DOCKYARD_* here, so that no setting of the caller's points a scenario elsewhere."""
+    for name in [name for name in os.environ if name.startswith("DOCKYARD_")]:
+        del os.environ[name]
+
+
 def _settings(home: Path) -> Any:
     from dockyard.settings import Settings
 
     return Settings.resolve(home=home, environ={})
 
 
+def _connect(home: Path) -> Any:
+    """The SDK on the embedded store in ``home`` (the environment is scrubbed first)."""
+    import dockyard
+
+    return dockyard.connect(home=home)
+
+
 def _prepare(home: Path, definition: dict[str, Any], n: int) -> None:
     """Register ``definition`` as ``bench`` and submit ``n`` jobs of it in one call (the SDK)."""
-    from dockyard import Client, SubmitRequest
+    from dockyard import SubmitRequest
 
-    with Client(_settings(home)) as client:
+    with _connect(home) as client:
         client.register(definition, name="bench")
         if n:
             client.submit_requests([SubmitRequest(definition="bench") for _ in range(n)])
@@ -146,7 +159,7 @@ class ThreadProfiler:
 
     def __exit__(self, *exc: object) -> None:
         self._main.disable()
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
 
     def dump(self, path: Path) -> None:
         stats = pstats.Stats(self.profiles[0])
@@ -202,7 +215,15 @@ async def _run_worker_inproc(home: Path, concurrency: int) -> tuple[float, int]:
 def _run_worker_cli(home: Path, concurrency: int) -> dict[str, Any]:
     """``python -m dockyard worker --burst``, timed from spawn to exit; its rusage via wait4."""
     log = home / "worker.log"
-    argv = [sys.executable, "-m", "dockyard", "worker", "--burst", "--concurrency", str(concurrency)]
+    argv = [
+        sys.executable,
+        "-m",
+        "dockyard",
+        "worker",
+        "--burst",
+        "--concurrency",
+        str(concurrency),
+    ]
     with log.open("wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(argv, env=_clean_env(home), cwd=REPO, stdout=out, stderr=out)
@@ -284,18 +305,18 @@ def scenario_python(args: ScenarioArgs) -> dict[str, Any]:
 
 def scenario_submit(args: ScenarioArgs) -> dict[str, Any]:
     """(c): ``Client.submit_requests`` of N jobs in one call (one transaction)."""
-    from dockyard import Client, SubmitRequest
+    from dockyard import SubmitRequest
 
-    with _home() as home:
-        with Client(_settings(home)) as client:
+    requests = [SubmitRequest(definition="bench") for _ in range(args.n)]
+    # The profile starts before the client, so that its portal and storage threads are seen.
+    with _home() as home, _maybe_profile(args.profile, args.profile_clock):
+        with _connect(home) as client:
             client.register(PROCESS_DEFINITION, name="bench")
-            requests = [SubmitRequest(definition="bench") for _ in range(args.n)]
             _reset_peak_rss()
             cpu = time.process_time()
-            with _maybe_profile(args.profile, args.profile_clock):
-                start = time.perf_counter()
-                submitted = client.submit_requests(requests)
-                seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            submitted = client.submit_requests(requests)
+            seconds = time.perf_counter() - start
             result: dict[str, Any] = {
                 "seconds": seconds,
                 "peak_rss_kib": _status_kib("VmHWM"),
@@ -317,6 +338,7 @@ SCENARIOS: dict[str, Callable[[ScenarioArgs], dict[str, Any]]] = {
 
 
 def run_scenario(name: str, args: ScenarioArgs) -> dict[str, Any]:
+    _scrub_environment()
     result = SCENARIOS[name](args)
     result["jobs"] = args.n
     result["jobs_per_s"] = args.n / result["seconds"] if args.n else None
@@ -368,6 +390,8 @@ def build_cases(options: argparse.Namespace) -> list[Case]:
             )
         )
     cases.append(Case("c_submit", "(c) submit_requests, one call", "submit", options.submit_jobs))
+    if options.only:
+        cases = [case for case in cases if case.key.startswith(tuple(options.only))]
     return cases
 
 
@@ -385,7 +409,8 @@ def _spawn(case: Case) -> dict[str, Any]:
         "--worker",
         case.worker,
     ]
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise RuntimeError(f"{case.key} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -447,6 +472,15 @@ def render_table(summaries: dict[str, dict[str, Any]], ratios: dict[str, Any]) -
     return "\n".join(lines)
 
 
+def render_header(meta: dict[str, Any]) -> str:
+    start, end = meta["loadavg_at_start"][0], meta["loadavg_at_end"][0]
+    where = "" if meta["dockyard"] == str(REPO / "src" / "dockyard") else f", {meta['dockyard']}"
+    return (
+        f"\n{meta['command']}  ({meta['git_commit']}{where}; {meta['runs']} round(s), medians;"
+        f" {meta['cpus']} CPUs, load {start:.1f}→{end:.1f}; Python {meta['python']})\n"
+    )
+
+
 def render_verdict(ratios: dict[str, Any]) -> str:
     lines = []
     main = ratios.get("dockyard_vs_plain")
@@ -463,17 +497,20 @@ def render_verdict(ratios: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+
 def _meta(options: argparse.Namespace) -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
+    import dockyard
+
+    dirty = _git("status", "--porcelain", "--", "src")
     return {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.core", *sys.argv[1:]]),
-        "git_commit": commit + ("+dirty-src" if dirty else ""),
+        "git_commit": _git("rev-parse", "--short", "HEAD") + ("+dirty-src" if dirty else ""),
+        # Which Dockyard ran (PYTHONPATH can point the benchmark at another tree).
+        "dockyard": str(Path(dockyard.__file__).parent),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -514,7 +551,9 @@ def _int_list(text: str) -> list[int]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.core", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.core", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="small N and 1 round (a smoke run)")
     parser.add_argument("--runs", type=int, help="rounds; the table shows medians [3]")
     parser.add_argument("--process-jobs", type=int, help="N for (a) [2000]")
@@ -525,6 +564,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--inproc", action="store_true", help="add (a) with an in-process worker (no CLI startup)"
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda text: [part for part in text.split(",") if part],
+        help="cases whose key starts with one of these, e.g. a or a_dockyard,b [all]",
     )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     one = parser.add_argument_group("one scenario (what the orchestrator spawns)")
@@ -563,8 +607,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = orchestrate(options)
     table = render_table(report["cases"], report["ratios"])
     verdict = render_verdict(report["ratios"])
-    print(f"\n{report['meta']['command']}  ({report['meta']['git_commit']}, {options.runs} round(s),"
-          f" {report['meta']['cpus']} CPUs, Python {report['meta']['python']})\n")
+    print(render_header(report["meta"]))
     print(table)
     print()
     print(verdict)

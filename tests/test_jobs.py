@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,9 @@ import pytest
 import dockyard
 from dockyard import ConflictError, JobState, NotFoundError, SubmitRequest, ValidationError
 from dockyard.settings import Settings
+from dockyard.storage.port import ClaimRequest
 from dockyard.storage.sqlite.migrator import apply_migrations, schema_sql
+from dockyard.storage.sqlite.store import SQLiteStorage
 from tests.conftest import FakeClock, ServerProcess, register_process, wait_until
 
 SCHEMA = Path(__file__).parent.parent / "src/dockyard/storage/sqlite/schema.sql"
@@ -44,6 +46,37 @@ def test_migrations_produce_schema_sql() -> None:
     assert apply_migrations(db) == []  # idempotent
     checked_in = SCHEMA.read_text().split("\n\n", 1)[1]
     assert schema_sql(db) == checked_in, "run the snippet in schema.sql's header to regenerate"
+
+
+def test_claims_walk_indexes_instead_of_sorting_the_backlog(tmp_path: Path) -> None:
+    """A plan that sorts every runnable job, or scans finished ones for the group check, costs
+    each claim time in proportion to the backlog or the history: it must not come back."""
+
+    async def plans() -> list[str]:
+        storage = SQLiteStorage(tmp_path / "dockyard.db")
+        await storage.migrate()
+        statements: list[str] = []
+        await storage._run(lambda db: db.set_trace_callback(statements.append))
+        now = datetime.now(UTC)
+        for queues in (None, ("a",), ("a", "b")):
+            request = ClaimRequest(worker_id="w", queues=queues, limit=4, now=now, lease_until=now)
+            await storage.claim(request)
+            await storage.next_runnable_at(queues)
+        hot = [sql for sql in statements if sql.startswith(("UPDATE jobs SET state", "SELECT j."))]
+        steps = await storage._run(
+            lambda db: [
+                " | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")) for sql in hot
+            ]
+        )
+        await storage.close()
+        return steps
+
+    found = asyncio.run(plans())
+    assert len(found) == 6
+    for plan in found:
+        assert "TEMP B-TREE" not in plan, plan
+        assert "jobs_state" not in plan, plan
+        assert "SEARCH g USING INDEX jobs_open_groups" in plan, plan
 
 
 def test_revisions_are_immutable_and_name_means_latest_active(client: dockyard.Client) -> None:
@@ -79,6 +112,31 @@ def test_idempotency_key_returns_the_existing_job(client: dockyard.Client) -> No
     )
     assert not submitted.created
     assert len(client.list()) == 1
+
+
+def test_submit_returns_each_job_as_it_is_stored(client: dockyard.Client) -> None:
+    register_process(client, "echo", "echo", "Ref::word", parameters={"word": "hi"})
+    client.submit("echo", idempotency_key="k1")
+    requests = [
+        SubmitRequest(
+            definition="echo",
+            name=f"echo-{i}",
+            payload={"n": i, "xs": [1.5, None, "é"]} if i % 2 else None,
+            group="g" if i % 3 == 0 else None,
+            priority=i,
+            command=("echo", str(i)) if i % 2 else None,
+            environment={"A": str(i)},
+            timeout_seconds=5.5 if i % 2 else None,
+            attempts=2,
+            parameters={"word": f"w{i}"},
+            idempotency_key=f"k{i}" if i % 4 == 1 else None,  # k1 exists: one is not created
+        )
+        for i in range(8)
+    ]
+    submitted = client.submit_requests(requests)
+    assert [item.created for item in submitted] == [i != 1 for i in range(8)]
+    for item in submitted:
+        assert item.job == client.get(item.job.id)
 
 
 def test_a_bad_job_in_a_batch_writes_nothing(client: dockyard.Client) -> None:

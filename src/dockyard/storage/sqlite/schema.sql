@@ -79,6 +79,8 @@ CREATE TABLE workers (
     stopped_at    REAL
 ) WITHOUT ROWID;
 
+CREATE INDEX jobs_claim_order ON jobs (priority DESC, seq) WHERE state = 'RUNNABLE';
+
 CREATE INDEX jobs_definition ON jobs (definition_name, seq);
 
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
@@ -91,6 +93,8 @@ CREATE INDEX jobs_open_groups ON jobs (group_key, seq)
 CREATE INDEX jobs_queue_state ON jobs (queue, state);
 
 CREATE INDEX jobs_runnable ON jobs (queue, priority DESC, seq) WHERE state = 'RUNNABLE';
+
+CREATE INDEX jobs_runnable_due ON jobs (not_before) WHERE state = 'RUNNABLE';
 
 CREATE INDEX jobs_state ON jobs (state, seq);
 

@@ -66,11 +66,19 @@ _UPDATABLE = frozenset(
     }
 )
 _ACTIVE = tuple(sorted(ACTIVE_STATES))
-_TERMINAL_SQL = ", ".join(f"'{state}'" for state in sorted(TERMINAL_STATES))
+#: In the order of jobs_open_groups' WHERE clause (migration 0001), which queries must repeat.
+_TERMINAL_ORDER = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+assert frozenset(_TERMINAL_ORDER) == TERMINAL_STATES
+_TERMINAL_SQL = ", ".join(f"'{state.value}'" for state in _TERMINAL_ORDER)
 #: A job ``j`` may run only when no earlier job of its group is unfinished (SQS FIFO groups).
+#: The subquery must read jobs_open_groups, which holds only unfinished grouped jobs; else it walks
+#: every earlier row by seq, finished ones too, for each grouped candidate of every claim. SQLite
+#: takes a partial index only when the query repeats its WHERE terms exactly: the same IN list in
+#: the same order as migration 0001 (INDEXED BY turns a mismatch into an error, not a slow scan).
 _GROUP_HEAD = (
-    "(j.group_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs g WHERE g.group_key = j.group_key"
-    f" AND g.seq < j.seq AND g.state NOT IN ({_TERMINAL_SQL})))"
+    "(j.group_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs g INDEXED BY jobs_open_groups"
+    " WHERE g.group_key = j.group_key AND g.seq < j.seq"
+    f" AND g.state NOT IN ({_TERMINAL_SQL})))"
 )
 _NOT_PAUSED = "j.queue NOT IN (SELECT name FROM queues WHERE paused = 1)"
 
@@ -237,16 +245,26 @@ class SQLiteStorage:
         def insert(db: sqlite3.Connection) -> list[InsertedJob]:
             with self._write(db):
                 db.executemany(sql, rows)
-                found = _select_jobs_by(db, "id", [job.id for job in jobs])
-                missing = [job.idempotency_key for job in jobs if job.id not in found]
+                # Only a job with an idempotency key can have been skipped: read those back to
+                # tell which; every other row is exactly what was just written.
+                keyed = [job.id for job in jobs if job.idempotency_key is not None]
+                found = _select_jobs_by(db, "id", keyed) if keyed else {}
+                missing = [
+                    job.idempotency_key
+                    for job in jobs
+                    if job.idempotency_key is not None and job.id not in found
+                ]
                 existing = _select_jobs_by(db, "idempotency_key", missing) if missing else {}
             by_key = {job.idempotency_key: job for job in existing.values()}
-            return [
-                InsertedJob(job=found[job.id], created=True)
-                if job.id in found
-                else InsertedJob(job=by_key[job.idempotency_key], created=False)
-                for job in jobs
-            ]
+            inserted = []
+            for job, row in zip(jobs, rows, strict=True):
+                if job.idempotency_key is None:
+                    inserted.append(InsertedJob(job=_new_job(job, row), created=True))
+                elif job.id in found:
+                    inserted.append(InsertedJob(job=found[job.id], created=True))
+                else:
+                    inserted.append(InsertedJob(job=by_key[job.idempotency_key], created=False))
+            return inserted
 
         return await self._run(insert)
 
@@ -303,25 +321,28 @@ class SQLiteStorage:
 
     async def claim(self, request: ClaimRequest) -> list[Job]:
         (source,) = CLAIM.expected_from
-        queue_filter, args = (
-            "",
-            [
-                CLAIM.to.value,
-                request.worker_id,
-                request.lease_until.timestamp(),
-                source.value,
-                request.now.timestamp(),
-            ],
-        )
+        args: list[Any] = [
+            request.worker_id,
+            request.lease_until.timestamp(),
+            request.now.timestamp(),
+        ]
+        # Walk runnable jobs in claim order and stop after LIMIT of them: left to itself the
+        # planner takes jobs_state and sorts every runnable job, on every claim.
+        jobs, queue_filter = "jobs j INDEXED BY jobs_claim_order", ""
         if request.queues is not None:
+            if len(request.queues) == 1:
+                jobs = "jobs j INDEXED BY jobs_runnable"  # (queue, priority DESC, seq)
             queue_filter = f" AND j.queue IN ({_placeholders(len(request.queues))})"
             args.extend(request.queues)
         args.append(request.limit)
+        # The states are literals, not parameters: SQLite uses a partial index (WHERE state =
+        # 'RUNNABLE') only for a query that names the same constant.
         sql = (
-            "UPDATE jobs SET state = ?, worker_id = ?, lease_expires_at = ?, status_reason = NULL,"
-            " attempt_count = attempt_count + 1, attempts_used = attempts_used + 1"
-            " WHERE seq IN (SELECT j.seq FROM jobs j WHERE j.state = ? AND j.not_before <= ?"
-            f"{queue_filter} AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
+            f"UPDATE jobs SET state = '{CLAIM.to.value}', worker_id = ?, lease_expires_at = ?,"
+            " status_reason = NULL, attempt_count = attempt_count + 1,"
+            " attempts_used = attempts_used + 1"
+            f" WHERE seq IN (SELECT j.seq FROM {jobs} WHERE j.state = '{source.value}'"
+            f" AND j.not_before <= ?{queue_filter} AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
             " ORDER BY j.priority DESC, j.seq LIMIT ?) RETURNING *"
         )
 
@@ -391,16 +412,18 @@ class SQLiteStorage:
     async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
         # Only jobs a claim could take: a job behind an unfinished job of its group is not due,
         # however old its not_before (else an idle worker would wake at once, again and again).
+        # Walking jobs_runnable_due stops at the first such job instead of reading every one.
         sql = (
-            "SELECT MIN(j.not_before) FROM jobs j WHERE j.state = 'RUNNABLE'"
-            f" AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
+            "SELECT j.not_before FROM jobs j INDEXED BY jobs_runnable_due"
+            f" WHERE j.state = 'RUNNABLE' AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
         )
         args: list[Any] = []
         if queues is not None:
             sql += f" AND j.queue IN ({_placeholders(len(queues))})"
             args.extend(queues)
+        sql += " ORDER BY j.not_before LIMIT 1"
         row = await self._run(lambda db: db.execute(sql, args).fetchone())
-        return _dt(row[0])
+        return None if row is None else _dt(row[0])
 
     # -- workers --------------------------------------------------------------------------------
 
@@ -616,6 +639,30 @@ def _definition(row: sqlite3.Row) -> Definition:
         spec=parse_definition(
             {k: v for k, v in json.loads(row["document"]).items() if k != "name"}
         ),
+    )
+
+
+def _new_job(job: NewJob, row: tuple[Any, ...]) -> Job:
+    """The job just inserted from ``row`` (of insert_jobs), as :func:`_job` would read it back."""
+    return Job(
+        id=job.id,
+        name=job.name,
+        definition_name=job.definition_name,
+        definition_revision=job.definition_revision,
+        state=JobState.RUNNABLE,
+        status_reason=None,
+        queue=job.queue,
+        group_key=job.group_key,
+        priority=job.priority,
+        idempotency_key=job.idempotency_key,
+        payload=None if job.payload is None else json.loads(row[9]),
+        overrides=job.overrides,
+        parameters=dict(job.parameters),
+        max_attempts=job.max_attempts,
+        attempt_count=0,
+        attempts_used=0,
+        created_at=datetime.fromtimestamp(row[13], UTC),
+        not_before=datetime.fromtimestamp(row[14], UTC),
     )
 
 
