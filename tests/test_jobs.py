@@ -149,7 +149,7 @@ def test_a_bad_job_in_a_batch_writes_nothing(client: dockyard.Client) -> None:
                 SubmitRequest(definition="ok"),
             ]
         )
-    assert caught.value.field == "jobs[1].attempts"
+    assert caught.value.field == "jobs.1.attempts"
     assert client.list() == []
 
 

@@ -149,7 +149,7 @@ class Dockyard:
             except ValidationError as error:
                 if len(requests) == 1:
                     raise
-                raise ValidationError(f"jobs[{index}].{error.field}", error.rule) from None
+                raise ValidationError(f"jobs.{index}.{error.field}", error.rule) from None
         inserted = await self.storage.insert_jobs(jobs)
         return [Submitted(job=item.job, created=item.created) for item in inserted]
 
@@ -175,6 +175,8 @@ class Dockyard:
             raise ValidationError("state", f"must be one of {', '.join(JobState)}") from None
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit", "must be from 1 to 10000")
+        if before is not None and await self.storage.get_job(JobId(before)) is None:
+            raise ValidationError("cursor", f"no job {before!r}: pass a next_cursor you were given")
         return await self.storage.list_jobs(
             JobQuery(
                 states=parsed,
@@ -220,6 +222,10 @@ class Dockyard:
                 await self.storage.wait_for_change(token, WAIT_POLL_SECONDS)
 
     # -- logs -----------------------------------------------------------------------------------
+
+    async def check_log(self, job_id: str, attempt: int | None = None) -> None:
+        """Raise NotFoundError unless the job (and the attempt, when given) exists."""
+        self._attempt_number(await self.get_job(job_id), attempt)
 
     async def read_log(self, job_id: str, attempt: int | None = None) -> bytes:
         """The whole log of one attempt (the latest by default)."""

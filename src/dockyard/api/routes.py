@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -196,15 +195,8 @@ async def logs(
 ) -> StreamingResponse:
     """An attempt's log (the latest by default); ``?follow=true`` streams it until the job ends."""
     if follow:
-        stream = app.follow_log(job_id, attempt)
-        first = await anext(stream, b"")  # fail with 404 now, not inside the stream
-
-        async def chunks() -> AsyncIterator[bytes]:
-            yield first
-            async for chunk in stream:
-                yield chunk
-
-        return StreamingResponse(chunks(), media_type="text/plain")
+        await app.check_log(job_id, attempt)  # a 404 now, not inside the stream
+        return StreamingResponse(app.follow_log(job_id, attempt), media_type="text/plain")
     data = await app.read_log(job_id, attempt)
     return StreamingResponse(iter([data]), media_type="text/plain")
 

@@ -101,7 +101,9 @@ def parse_definition_ref(ref: str) -> tuple[str, int | None]:
     check_name(name, "definition")
     if not sep:
         return name, None
-    if not revision.isdigit() or int(revision) < 1:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses; and at most 18 of
+    # them, so that the number fits a 64-bit SQLite INTEGER.
+    if not (revision.isascii() and revision.isdigit()) or len(revision) > 18 or int(revision) < 1:
         raise ValidationError("definition", f"revision in {ref!r} must be a positive integer")
     return name, int(revision)
 
