@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Mapping, Sequence
+from typing import IO, Any
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import ProcessSpec
@@ -48,50 +50,39 @@ async def run_process(
 ) -> Outcome:
     """Run ``argv`` to its end, its timeout or its cancel, logging its output; return the outcome."""
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=dict(env),
-            cwd=cwd,
-            start_new_session=True,
-        )
+        child = _Child(argv, env=env, cwd=cwd, log=context.log, stdin=stdin)
     except OSError as error:
         context.log.write(f"dockyard: cannot start {argv[0]}: {error}\n".encode())
         return Outcome.failed(
             reason="CannotStart", status_reason=f"Cannot start {argv[0]}: {error.strerror}"
         )
-    assert proc.stdout is not None
-    pump = asyncio.create_task(_pump(proc.stdout, context.log))
-    if stdin is not None and proc.stdin is not None:
-        with contextlib.suppress(ConnectionError):
-            proc.stdin.write(stdin)
-            await proc.stdin.drain()
-        proc.stdin.close()
-    exited = asyncio.create_task(_exited(proc))
-    cancelled = asyncio.create_task(context.cancelled.wait())
-    timeout = context.spec.timeout_seconds
     try:
-        done, _ = await asyncio.wait(
-            {exited, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        return await _supervise(child, context)
+    finally:
+        child.close()
+
+
+async def _supervise(child: _Child, context: ExecutionContext) -> Outcome:
+    cancelled: asyncio.Future[Any] = asyncio.ensure_future(context.cancelled.wait())
+    timeout = context.spec.timeout_seconds
+    waits: set[asyncio.Future[Any]] = {child.exited, cancelled}
+    try:
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        await _terminate(proc, 0.0)
+        await child.terminate(0.0)
         raise
     finally:
         cancelled.cancel()
-    if exited in done:
-        outcome = Outcome.exited(exited.result())
-        _kill_group(proc.pid, signal.SIGKILL)
+    if child.exited in done:
+        outcome = Outcome.exited(child.returncode())
+        _kill_group(child.pid, signal.SIGKILL)  # whatever it left running in its group
     elif cancelled in done:
-        code = await _terminate(proc, context.cancel_grace)
-        outcome = Outcome.cancelled(exit_code=_code(code))
+        outcome = Outcome.cancelled(exit_code=_code(await child.terminate(context.cancel_grace)))
     else:
-        code = await _terminate(proc, context.spec.kill_grace_seconds)
+        code = await child.terminate(context.spec.kill_grace_seconds)
         outcome = Outcome.timed_out(timeout or 0.0, exit_code=_code(code))
     try:
-        await asyncio.wait_for(pump, DRAIN_SECONDS)
+        await asyncio.wait_for(asyncio.shield(child.drained), DRAIN_SECONDS)
     except TimeoutError:
         context.log.write(
             b"\n[dockyard: output still open after the process ended; stopped reading]\n"
@@ -103,58 +94,130 @@ def _code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-async def _exited(proc: asyncio.subprocess.Process) -> int:
-    """The program's return code as soon as it ends, even while its children hold its pipes.
+class _Child:
+    """A program in its own session, its output read by the event loop, its exit seen by pidfd.
 
-    ``Process.wait()`` cannot tell: it also waits until every pipe is closed (CPython gh-119710),
-    so a background child left holding stdout would keep the job RUNNING for as long as it lives.
-    A pidfd becomes readable the moment the process exits; the child watcher then reaps it and
-    sets ``returncode`` within moments.
+    Written on ``subprocess.Popen`` and the loop's readers rather than asyncio's subprocess
+    transport: that one starts a thread per child on Python 3.11, costs a dozen callbacks per
+    job, and its ``wait()`` also waits for every pipe to close (CPython gh-119710), so a
+    background child left holding stdout would keep the job RUNNING for as long as it lives.
     """
-    loop = asyncio.get_running_loop()
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # already reaped, or no pidfd (not Linux ≥ 5.3)
-        pidfd = None
-    if pidfd is not None:
-        ended: asyncio.Future[None] = loop.create_future()
 
-        def readable() -> None:
-            if not ended.done():
-                ended.set_result(None)
-
-        loop.add_reader(pidfd, readable)
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str | None,
+        log: LogSink,
+        stdin: bytes | None,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._log = log
+        read_end, write_end = os.pipe()
         try:
-            await ended
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=write_end,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(read_end)
+            raise
         finally:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-    delay = 0.001
-    while proc.returncode is None:
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return proc.returncode
+            os.close(write_end)
+        self.pid = self._proc.pid
+        self._output = read_end
+        os.set_blocking(read_end, False)
+        self.exited: asyncio.Future[None] = self._loop.create_future()
+        self.drained: asyncio.Future[None] = self._loop.create_future()
+        self._loop.add_reader(read_end, self._read)
+        self._pidfd: int | None = None
+        self._poller: asyncio.Task[None] | None = None
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+            self._loop.add_reader(self._pidfd, self._ended)
+        except (AttributeError, OSError):  # no pidfd (not Linux ≥ 5.3): poll instead
+            self._poller = asyncio.ensure_future(self._poll())
+        if stdin is not None:
+            assert self._proc.stdin is not None
+            # The payload may exceed the pipe's buffer: feed it off the loop.
+            self._feeder = self._loop.run_in_executor(None, _feed, self._proc.stdin, stdin)
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self._output, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self._log.write(data)
+            return
+        self._loop.remove_reader(self._output)
+        if not self.drained.done():
+            self.drained.set_result(None)
+
+    def _ended(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    async def _poll(self) -> None:
+        delay = 0.001
+        while self._proc.poll() is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        self._ended()
+
+    def returncode(self) -> int:
+        """The exit status, once ``exited`` is done (reaping the process)."""
+        return self._proc.wait()
+
+    async def terminate(self, grace: float) -> int:
+        """SIGTERM to the group, SIGKILL after ``grace``; return the program's return code."""
+        _kill_group(self.pid, signal.SIGTERM)
+        try:
+            # The whole group gets the grace: the program must end and every child holding
+            # its output must be gone.
+            await asyncio.wait_for(
+                asyncio.gather(asyncio.shield(self.exited), asyncio.shield(self.drained)), grace
+            )
+        except TimeoutError:
+            pass
+        # Children that ignored SIGTERM (or outlived the main process) go now.
+        _kill_group(self.pid, signal.SIGKILL)
+        await asyncio.shield(self.exited)
+        return self.returncode()
+
+    def close(self) -> None:
+        """Stop watching; reap the program if it ended. Safe to call more than once."""
+        if self._output >= 0:
+            self._loop.remove_reader(self._output)
+            os.close(self._output)
+            self._output = -1
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self._poller is not None:
+            self._poller.cancel()
+        if self._proc.stdin is not None and self._feeder.done():
+            self._proc.stdin.close()
+        if self.exited.done():
+            self._proc.wait()
 
 
-async def _pump(stream: asyncio.StreamReader, sink: LogSink) -> None:
-    while chunk := await stream.read(READ_CHUNK):
-        sink.write(chunk)
+def _feed(pipe: IO[bytes], data: bytes) -> None:
+    with contextlib.suppress(OSError):
+        pipe.write(data)
+    with contextlib.suppress(OSError):
+        pipe.close()
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-
-
-async def _terminate(proc: asyncio.subprocess.Process, grace: float) -> int:
-    """SIGTERM to the group, SIGKILL after ``grace``; return the main process's return code."""
-    _kill_group(proc.pid, signal.SIGTERM)
-    try:
-        # The whole group gets the grace: wait() returns once the program ended and every
-        # child holding its output is gone.
-        await asyncio.wait_for(proc.wait(), grace)
-    except TimeoutError:
-        pass
-    # Children that ignored SIGTERM (or outlived the main process) go now.
-    _kill_group(proc.pid, signal.SIGKILL)
-    return await _exited(proc)
