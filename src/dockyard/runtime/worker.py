@@ -27,6 +27,7 @@ from dockyard.domain.clock import Clock
 from dockyard.domain.jobs import effective_spec
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.states import JobState
 from dockyard.executors.port import ExecutionContext, Executor
 from dockyard.logs.port import LogStore
 from dockyard.storage.port import ClaimRequest, Heartbeat, Storage, WorkerInfo
@@ -137,16 +138,7 @@ class Worker:
             free = config.concurrency - len(self._running)
             claimed: list[Job] = []
             if free > 0:
-                now = self._clock.now()
-                claimed = await self._storage.claim(
-                    ClaimRequest(
-                        worker_id=self.id,
-                        queues=config.queues,
-                        limit=free,
-                        now=now,
-                        lease_until=now + timedelta(seconds=config.lease_seconds),
-                    )
-                )
+                claimed = await self._storage.claim(self._claim_request(free))
                 for job in claimed:
                     self._launch(job)
                 if claimed and len(claimed) == free:
@@ -157,6 +149,16 @@ class Worker:
             # before it would end the sleep below at once and an idle worker would spin.
             token = self._storage.change_token()
             await self._sleep(token, free=free - len(claimed))
+
+    def _claim_request(self, limit: int) -> ClaimRequest:
+        now = self._clock.now()
+        return ClaimRequest(
+            worker_id=self.id,
+            queues=self.config.queues,
+            limit=limit,
+            now=now,
+            lease_until=now + timedelta(seconds=self.config.lease_seconds),
+        )
 
     async def _sleep(self, token: int, *, free: int) -> None:
         """Wait for a wake-up: a freed slot or a stop always; a storage change when a slot is free."""
@@ -250,14 +252,26 @@ class Worker:
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
+            pending = [transition for transition, _ in batch]
+            # Jobs that end in this batch free their slots: fill them in the same transaction.
+            ending = sum(1 for transition in pending if transition.to is not JobState.RUNNING)
+            free = self.config.concurrency - len(self._running) + ending
+            claimed: list[Job] = []
             try:
-                applied = await self._storage.apply([transition for transition, _ in batch])
+                if free > 0 and ending and not self._stopping:
+                    applied, claimed = await self._storage.apply_and_claim(
+                        pending, self._claim_request(free)
+                    )
+                else:
+                    applied = await self._storage.apply(pending)
             except Exception as error:
                 for _, future in batch:
                     future.set_exception(error)
-            else:
-                for (_, future), result in zip(batch, applied, strict=True):
-                    future.set_result(result)
+                continue
+            for (_, future), result in zip(batch, applied, strict=True):
+                future.set_result(result)
+            for job in claimed:
+                self._launch(job)
 
     async def _monitor(self) -> None:
         """Renew leases, stop jobs that are no longer ours, and rescue jobs of dead workers."""

@@ -146,6 +146,13 @@ class Storage(Protocol):
         """Apply each transition with a guarded write; False where its guard did not hold."""
         ...
 
+    async def apply_and_claim(
+        self, transitions: Sequence[Transition], request: ClaimRequest
+    ) -> tuple[list[bool], list[Job]]:
+        """:meth:`apply` and :meth:`claim` in one transaction: a worker finishes jobs and takes
+        the next ones in one round trip."""
+        ...
+
     async def heartbeat(self, beat: Heartbeat) -> frozenset[JobId]:
         """Renew leases; return the ids the worker no longer holds (cancelled or taken over)."""
         ...

@@ -320,50 +320,9 @@ class SQLiteStorage:
     # -- the hot path ---------------------------------------------------------------------------
 
     async def claim(self, request: ClaimRequest) -> list[Job]:
-        (source,) = CLAIM.expected_from
-        args: list[Any] = [
-            request.worker_id,
-            request.lease_until.timestamp(),
-            request.now.timestamp(),
-        ]
-        # Walk runnable jobs in claim order and stop after LIMIT of them: left to itself the
-        # planner takes jobs_state and sorts every runnable job, on every claim.
-        jobs, queue_filter = "jobs j INDEXED BY jobs_claim_order", ""
-        if request.queues is not None:
-            if len(request.queues) == 1:
-                jobs = "jobs j INDEXED BY jobs_runnable"  # (queue, priority DESC, seq)
-            queue_filter = f" AND j.queue IN ({_placeholders(len(request.queues))})"
-            args.extend(request.queues)
-        args.append(request.limit)
-        # The states are literals, not parameters: SQLite uses a partial index (WHERE state =
-        # 'RUNNABLE') only for a query that names the same constant.
-        sql = (
-            f"UPDATE jobs SET state = '{CLAIM.to.value}', worker_id = ?, lease_expires_at = ?,"
-            " status_reason = NULL, attempt_count = attempt_count + 1,"
-            " attempts_used = attempts_used + 1"
-            f" WHERE seq IN (SELECT j.seq FROM {jobs} WHERE j.state = '{source.value}'"
-            f" AND j.not_before <= ?{queue_filter} AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
-            " ORDER BY j.priority DESC, j.seq LIMIT ?) RETURNING *"
-        )
-
         def claim(db: sqlite3.Connection) -> list[Job]:
             with self._write(db):
-                rows = db.execute(sql, args).fetchall()
-                db.executemany(
-                    "INSERT INTO attempts (job_id, number, worker_id, claimed_at) VALUES (?, ?, ?, ?)",
-                    [
-                        (
-                            row["id"],
-                            row["attempt_count"],
-                            request.worker_id,
-                            request.now.timestamp(),
-                        )
-                        for row in rows
-                    ],
-                )
-            jobs = [_job(row) for row in rows]
-            jobs.sort(key=lambda job: (-job.priority, job.created_at))
-            return jobs
+                return _claim(db, request)
 
         return await self._run(claim)
 
@@ -373,6 +332,16 @@ class SQLiteStorage:
                 return [_apply_one(db, transition) for transition in transitions]
 
         return await self._run(apply)
+
+    async def apply_and_claim(
+        self, transitions: Sequence[Transition], request: ClaimRequest
+    ) -> tuple[list[bool], list[Job]]:
+        def apply_and_claim(db: sqlite3.Connection) -> tuple[list[bool], list[Job]]:
+            with self._write(db):
+                applied = [_apply_one(db, transition) for transition in transitions]
+                return applied, _claim(db, request)
+
+        return await self._run(apply_and_claim)
 
     async def heartbeat(self, beat: Heartbeat) -> frozenset[JobId]:
         ids = list(beat.job_ids)
@@ -566,6 +535,40 @@ class SQLiteStorage:
         changed = version != self._data_version
         self._data_version = version
         return changed
+
+
+def _claim(db: sqlite3.Connection, request: ClaimRequest) -> list[Job]:
+    """Move up to ``request.limit`` runnable jobs to STARTING and open an attempt for each."""
+    (source,) = CLAIM.expected_from
+    args: list[Any] = [request.worker_id, request.lease_until.timestamp(), request.now.timestamp()]
+    # Walk runnable jobs in claim order and stop after LIMIT of them: left to itself the
+    # planner takes jobs_state and sorts every runnable job, on every claim.
+    jobs, queue_filter = "jobs j INDEXED BY jobs_claim_order", ""
+    if request.queues is not None:
+        if len(request.queues) == 1:
+            jobs = "jobs j INDEXED BY jobs_runnable"  # (queue, priority DESC, seq)
+        queue_filter = f" AND j.queue IN ({_placeholders(len(request.queues))})"
+        args.extend(request.queues)
+    args.append(request.limit)
+    # The states are literals, not parameters: SQLite uses a partial index (WHERE state =
+    # 'RUNNABLE') only for a query that names the same constant.
+    sql = (
+        f"UPDATE jobs SET state = '{CLAIM.to.value}', worker_id = ?, lease_expires_at = ?,"
+        " status_reason = NULL, attempt_count = attempt_count + 1,"
+        " attempts_used = attempts_used + 1"
+        f" WHERE seq IN (SELECT j.seq FROM {jobs} WHERE j.state = '{source.value}'"
+        f" AND j.not_before <= ?{queue_filter} AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
+        " ORDER BY j.priority DESC, j.seq LIMIT ?) RETURNING *"
+    )
+    rows = db.execute(sql, args).fetchall()
+    claimed_at = request.now.timestamp()
+    db.executemany(
+        "INSERT INTO attempts (job_id, number, worker_id, claimed_at) VALUES (?, ?, ?, ?)",
+        [(row["id"], row["attempt_count"], request.worker_id, claimed_at) for row in rows],
+    )
+    claimed = [_job(row) for row in rows]
+    claimed.sort(key=lambda job: (-job.priority, job.created_at))
+    return claimed
 
 
 def _apply_one(db: sqlite3.Connection, transition: Transition) -> bool:
