@@ -26,7 +26,7 @@ from dockyard.domain import transitions
 from dockyard.domain.clock import Clock
 from dockyard.domain.jobs import effective_spec
 from dockyard.domain.outcomes import Outcome
-from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId
 from dockyard.domain.states import JobState
 from dockyard.executors.port import ExecutionContext, Executor
 from dockyard.logs.port import LogStore
@@ -63,6 +63,11 @@ class _Running:
     #: Set at shutdown: the attempt is handed back instead of being judged.
     hand_back: bool = False
     task: asyncio.Task[None] | None = None
+
+
+def _stop_unless_started(start: asyncio.Future[bool], running: _Running) -> None:
+    if start.cancelled() or start.exception() is not None or not start.result():
+        running.cancelled.set()
 
 
 class Worker:
@@ -195,33 +200,15 @@ class Worker:
         try:
             definition = await self._definition(job)
             spec = effective_spec(definition, job)
-            now = self._clock.now()
-            if not await self._apply(transitions.start(job, self.id, now)):
-                return  # cancelled between the claim and the start
-            executor = self._executors.get(spec.executor.kind)
-            sink = self._logs.open(job.id, job.attempt_count, spec.log_max_bytes)
-            try:
-                if executor is None:
-                    outcome = Outcome.failed(
-                        reason="NoExecutor",
-                        status_reason=f"This worker has no {spec.executor.kind} executor",
-                    )
-                else:
-                    context = ExecutionContext(
-                        job=job,
-                        attempt=job.attempt_count,
-                        spec=spec,
-                        log=sink,
-                        cancelled=running.cancelled,
-                    )
-                    outcome = await executor.run(context)
-            except Exception as error:  # an executor bug must not kill the worker
-                log.exception("executor failed on job %s", job.id)
-                outcome = Outcome.failed(
-                    reason="ExecutorError", status_reason=f"{type(error).__name__}: {error}"
-                )
-            finally:
-                sink.close()
+            # The start is written while the attempt begins, saving a round trip per job; if it
+            # does not apply (the job was cancelled since its claim), the attempt is stopped.
+            started = asyncio.ensure_future(
+                self._apply(transitions.start(job, self.id, self._clock.now()))
+            )
+            started.add_done_callback(lambda done: _stop_unless_started(done, running))
+            outcome = await self._run_attempt(job, spec, running)
+            if not await started:
+                return  # the cancel that beat the start also closed the attempt
             now = self._clock.now()
             if running.hand_back:
                 transition = transitions.release(job, self.id, now)
@@ -236,6 +223,28 @@ class Worker:
             self._running.pop(job.id, None)
             self.jobs_done += 1
             self._wake.set()
+
+    async def _run_attempt(self, job: Job, spec: DefinitionSpec, running: _Running) -> Outcome:
+        """Run one attempt through its executor; an executor's bug becomes a failed attempt."""
+        executor = self._executors.get(spec.executor.kind)
+        if executor is None:
+            return Outcome.failed(
+                reason="NoExecutor",
+                status_reason=f"This worker has no {spec.executor.kind} executor",
+            )
+        sink = self._logs.open(job.id, job.attempt_count, spec.log_max_bytes)
+        context = ExecutionContext(
+            job=job, attempt=job.attempt_count, spec=spec, log=sink, cancelled=running.cancelled
+        )
+        try:
+            return await executor.run(context)
+        except Exception as error:  # an executor bug must not kill the worker
+            log.exception("executor failed on job %s", job.id)
+            return Outcome.failed(
+                reason="ExecutorError", status_reason=f"{type(error).__name__}: {error}"
+            )
+        finally:
+            sink.close()
 
     async def _apply(self, transition: transitions.Transition) -> bool:
         """Apply a transition together with the others made meanwhile: one write for many jobs.
