@@ -11,6 +11,7 @@ import asyncio
 import os
 import random
 import signal
+import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,10 @@ __all__ = [
 MAX_BATCH = 10_000
 #: How often ``wait`` and ``follow_log`` look again when no change was signalled.
 WAIT_POLL_SECONDS = 0.2
+#: How long ``authenticate`` trusts a token without asking the store again: a revoke made
+#: through another process takes effect within this time, one made through this facade at once.
+TOKEN_CACHE_SECONDS = 1.0
+TOKEN_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +80,8 @@ class Dockyard:
         self.storage = storage
         self.clock: Clock = clock or SystemClock()
         self.logs = LocalLogStore(settings.log_dir)
+        #: Live tokens by secret hash, each trusted until a monotonic deadline (``authenticate``).
+        self._tokens: dict[str, tuple[Token, float]] = {}
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> Dockyard:
@@ -341,6 +348,7 @@ class Dockyard:
 
     async def revoke_token(self, token_id: str) -> Token:
         token = await self.storage.revoke_token(token_id, self.clock.now())
+        self._tokens.clear()
         if token is None:
             raise NotFoundError("token", token_id)
         return token
@@ -349,9 +357,18 @@ class Dockyard:
         """The live token whose secret this is; AuthenticationError otherwise."""
         if not secret:
             raise AuthenticationError("a bearer token is required")
-        token = await self.storage.find_token(hash_secret(secret))
+        digest = hash_secret(secret)
+        now = time.monotonic()
+        cached = self._tokens.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        token = await self.storage.find_token(digest)
         if token is None or token.revoked_at is not None:
+            self._tokens.pop(digest, None)
             raise AuthenticationError("the token is unknown or revoked")
+        if len(self._tokens) >= TOKEN_CACHE_SIZE:
+            self._tokens.clear()
+        self._tokens[digest] = (token, now + TOKEN_CACHE_SECONDS)
         return token
 
     async def ensure_admin_token(self) -> str | None:

@@ -19,7 +19,8 @@ __all__ = ["facade", "require"]
 _bearer = HTTPBearer(auto_error=False, description="A token from `dockyard tokens create`")
 
 
-def facade(request: Request) -> Dockyard:
+async def facade(request: Request) -> Dockyard:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in its threadpool."""
     dockyard: Dockyard = request.app.state.dockyard
     return dockyard
 
@@ -32,7 +33,8 @@ def require(permission: Permission) -> Callable[..., Awaitable[Token]]:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Token:
         secret = credentials.credentials if credentials is not None else None
-        token = await facade(request).authenticate(secret)
+        dockyard: Dockyard = request.app.state.dockyard
+        token = await dockyard.authenticate(secret)
         if not token.role.allows(permission):
             raise PermissionDeniedError(f"role {token.role} may not {permission}")
         return token
