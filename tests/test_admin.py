@@ -145,3 +145,20 @@ def test_queues_and_workers_from_the_cli(settings: Settings, server: ServerProce
     assert json.loads(cli(settings, "workers", "list", "-o", "json", url=server.url).stdout) == []
     bad = cli(settings, "queues", "pause", "no spaces", url=server.url)
     assert bad.returncode == 2 and "queue: must be 1-128 letters" in bad.stderr
+
+
+def test_a_taken_port_and_an_unreachable_server_are_one_line_errors(
+    settings: Settings, server: ServerProcess
+) -> None:
+    taken = cli(settings, "server", "--port", str(server.port))
+    assert taken.returncode == 2
+    assert (
+        taken.stderr == f"error: cannot listen on 127.0.0.1:{server.port}: Address already in use\n"
+    )
+    for args in (("jobs", "list"), ("jobs", "logs", "x"), ("jobs", "logs", "x", "--follow")):
+        gone = cli(settings, *args, url="http://127.0.0.1:9", token="dy_x")
+        assert gone.returncode == 2
+        assert (
+            gone.stderr.startswith("error: cannot reach http://127.0.0.1:9")
+            and "Traceback" not in gone.stderr
+        )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import click
 
 from dockyard.app import Dockyard, WorkerConfig, upgrade_store
 from dockyard.cli.context import CliContext, pass_cli
+from dockyard.errors import DockyardError
 from dockyard.settings import Settings
 
 __all__ = ["db", "up", "worker"]
@@ -68,6 +70,19 @@ def _config(
     )
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the API's socket here, so that a taken port is one clear error, not a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise DockyardError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    return sock
+
+
 def _api_server(app: Dockyard, host: str, port: int) -> Any:
     """uvicorn serving the API, without its own signal handling: ``_serve`` stops it and the worker
     together.
@@ -102,9 +117,10 @@ async def _serve(
         stops: list[Any] = []
         if listen is not None:
             host, port = listen
+            sockets = [_listen(host, port)]
             secret = await app.ensure_admin_token()
             server = _api_server(app, host, port)
-            services.append(server.serve())
+            services.append(server.serve(sockets=sockets))
             stops.append(lambda: setattr(server, "should_exit", True))
             if banner:
                 click.echo(f"Dockyard is up: http://{host}:{port} (API docs at /docs)")

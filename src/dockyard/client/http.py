@@ -10,6 +10,7 @@ import builtins
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -48,11 +49,17 @@ class HttpClient(Client):
     def close(self) -> None:
         self._http.close()
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+    @contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Network failures become one DockyardError naming the server."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            yield
         except httpx.HTTPError as error:
             raise DockyardError(f"cannot reach {self._http.base_url}: {error}") from None
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        with self._reaching():
+            response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
             _raise(response)
         return response.json()
@@ -146,16 +153,19 @@ class HttpClient(Client):
                 return job
 
     def logs(self, job_id: str, attempt: int | None = None) -> str:
-        response = self._http.get(f"/v1/jobs/{job_id}/logs", params=_attempt(attempt))
+        with self._reaching():
+            response = self._http.get(f"/v1/jobs/{job_id}/logs", params=_attempt(attempt))
         if response.status_code >= 400:
             _raise(response)
         return response.content.decode("utf-8", "replace")
 
     def follow(self, job_id: str, attempt: int | None = None) -> Iterator[bytes]:
         params = {**_attempt(attempt), "follow": "true"}
-        with self._http.stream(
-            "GET", f"/v1/jobs/{job_id}/logs", params=params, timeout=None
-        ) as response:
+        path = f"/v1/jobs/{job_id}/logs"
+        with (
+            self._reaching(),
+            self._http.stream("GET", path, params=params, timeout=None) as response,
+        ):
             if response.status_code >= 400:
                 response.read()
                 _raise(response)
