@@ -162,3 +162,16 @@ def test_a_taken_port_and_an_unreachable_server_are_one_line_errors(
             gone.stderr.startswith("error: cannot reach http://127.0.0.1:9")
             and "Traceback" not in gone.stderr
         )
+
+
+def test_the_server_stops_gracefully_on_sigterm(settings: Settings, tmp_path) -> None:
+    import signal as signals
+
+    server = ServerProcess(settings, tmp_path / "server.log")
+    try:
+        with dockyard.connect(server.url, token=server.admin_token) as client:
+            assert client.queues() == []
+        server.proc.send_signal(signals.SIGTERM)
+        assert server.proc.wait(30) == 0
+    finally:
+        server.close()

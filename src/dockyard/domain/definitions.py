@@ -273,16 +273,18 @@ def _non_negative_number(value: object, field: str) -> float:
     return number
 
 
-def _positive_int(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(field, "must be a positive integer")
+def _integer(value: object, field: str, *, minimum: int, rule: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(field, rule)
     return value
+
+
+def _positive_int(value: object, field: str) -> int:
+    return _integer(value, field, minimum=1, rule="must be a positive integer")
 
 
 def _non_negative_int(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(field, "must be a non-negative integer")
-    return value
+    return _integer(value, field, minimum=0, rule="must be a non-negative integer")
 
 
 def _log_cap(value: object, field: str) -> int:
