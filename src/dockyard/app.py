@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from dockyard.domain import transitions
@@ -385,7 +384,3 @@ class Dockyard:
         with os.fdopen(descriptor, "w") as file:
             file.write(secret + "\n")
         return secret
-
-    @property
-    def home(self) -> Path:
-        return self.settings.home

@@ -7,11 +7,7 @@ from pathlib import Path
 from dockyard.errors import ValidationError
 from dockyard.storage.port import Storage
 
-__all__ = ["open_storage", "sqlite_url"]
-
-
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
+__all__ = ["open_storage"]
 
 
 def open_storage(url: str) -> Storage:
