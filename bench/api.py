@@ -22,13 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import cProfile
 import importlib.metadata
 import importlib.util
 import json
 import os
 import platform
-import pstats
 import random
 import signal
 import socket
@@ -37,9 +35,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,8 +44,16 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results"
+from bench.common import (
+    REPO,
+    ThreadProfiler,
+    apply_defaults,
+    git,
+    int_list,
+    median,
+    save,
+)
+
 DEFINITION = {"name": "bench", "executor": "process", "command": ["true"]}
 JOB_BODY = json.dumps({"definition": "bench"}).encode()
 JSON = {"content-type": "application/json"}
@@ -492,11 +497,6 @@ def run_case_fresh(case: Case, warmup: int, profile: Path | None) -> dict[str, A
 # -- the report ------------------------------------------------------------------------------------
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
 def summarise(case: Case, runs: list[dict[str, Any]]) -> dict[str, Any]:
     rate_key = "requests_per_s" if case.kind == "get" else "jobs_per_s"
     rates = [run[rate_key] for run in runs]
@@ -515,7 +515,7 @@ def summarise(case: Case, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "server_loop_cpu_ms_per_request",
         "client_cpu_pct",
     ):
-        summary[f"median_{key}"] = _median([run[key] for run in runs])
+        summary[f"median_{key}"] = median([run[key] for run in runs])
     summary["min_p99_ms"] = min(run["p99_ms"] for run in runs)
     summary["max_p99_ms"] = max(run["p99_ms"] for run in runs)
     return summary
@@ -555,10 +555,6 @@ def render_header(meta: dict[str, Any]) -> str:
     )
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-
 def _version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
@@ -569,13 +565,13 @@ def _version(name: str) -> str | None:
 def _meta(options: argparse.Namespace) -> dict[str, Any]:
     import dockyard
 
-    dirty = _git("status", "--porcelain", "--", "src")
+    dirty = git("status", "--porcelain", "--", "src")
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.api", *sys.argv[1:]]),
-        "git_commit": _git("rev-parse", "--short", "HEAD") + ("+dirty-src" if dirty else ""),
+        "git_commit": git("rev-parse", "--short", "HEAD") + ("+dirty-src" if dirty else ""),
         "dockyard": str(Path(dockyard.__file__).parent),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -622,52 +618,14 @@ def orchestrate(options: argparse.Namespace) -> dict[str, Any]:
 # -- profiling the server ------------------------------------------------------------------------
 
 
-class _ThreadProfiler:
-    """cProfile on the CPU clock for the main thread and every thread started while it is on."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.profiles: list[cProfile.Profile] = []
-
-    def _new(self) -> cProfile.Profile:
-        profile = cProfile.Profile(time.thread_time)
-        with self._lock:
-            self.profiles.append(profile)
-        return profile
-
-    def _hook(self, frame: Any, event: str, arg: Any) -> None:
-        self._new().enable()  # replaces this hook for the calling thread
-
-    @contextlib.contextmanager
-    def on(self) -> Iterator[None]:
-        threading.setprofile(self._hook)
-        main = self._new()
-        main.enable()
-        try:
-            yield
-        finally:
-            main.disable()
-            threading.setprofile(None)
-
-    def dump(self, path: Path) -> None:
-        stats = pstats.Stats(self.profiles[0])
-        for profile in self.profiles[1:]:
-            with contextlib.suppress(TypeError):  # a thread that never called anything
-                stats.add(profile)
-        stats.dump_stats(str(path))
-        with path.with_suffix(path.suffix + ".txt").open("w") as out:
-            for key in ("tottime", "cumulative"):
-                pstats.Stats(str(path), stream=out).sort_stats(key).print_stats(40)
-
-
 def serve_profiled(path: Path, port: int) -> None:
     """``dockyard server --port PORT`` in this process, under the profiler (``--profile-server``)."""
     from dockyard.cli import main as dockyard_main
 
-    profiler = _ThreadProfiler()
+    profiler = ThreadProfiler("cpu")
     sys.argv = ["dockyard", "server", "--port", str(port)]
     try:
-        with profiler.on(), contextlib.suppress(SystemExit):
+        with profiler, contextlib.suppress(SystemExit):
             dockyard_main()
     finally:
         profiler.dump(path)
@@ -676,17 +634,13 @@ def serve_profiled(path: Path, port: int) -> None:
 # -- command line ----------------------------------------------------------------------------------
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small N and 1 round (a smoke run)")
     parser.add_argument("--runs", type=int, help="rounds; the table shows medians [3]")
     parser.add_argument("--single-jobs", type=int, help="(a) jobs, one per request [2000]")
     parser.add_argument(
-        "--concurrency", type=_int_list, default=[1, 8], help="(a) connections, e.g. 1,8 [1,8]"
+        "--concurrency", type=int_list, default=[1, 8], help="(a) connections, e.g. 1,8 [1,8]"
     )
     parser.add_argument("--batch-jobs", type=int, help="(b) jobs [20000]")
     parser.add_argument("--batch-size", type=int, default=1000, help="(b) jobs per request [1000]")
@@ -724,9 +678,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "get_requests": 1000 if quick else 10_000,
         "get_seed_jobs": 1000 if quick else 10_000,
     }
-    for name, value in defaults.items():
-        if getattr(options, name) is None:
-            setattr(options, name, value)
+    apply_defaults(options, defaults)
     return options
 
 
@@ -740,10 +692,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(render_header(report["meta"]))
     print(table)
     if not options.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS / f"api-{stamp}.json"
-        path.write_text(json.dumps({**report, "table": table}, indent=2) + "\n")
+        path = save("api", {**report, "table": table})
         print(f"\nsaved {path.relative_to(REPO)}")
 
 

@@ -20,18 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import cProfile
 import json
 import os
 import platform
-import pstats
 import re
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,8 +37,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results"
+from bench.common import (
+    REPO,
+    ThreadProfiler,
+    apply_defaults,
+    git,
+    int_list,
+    median,
+    save,
+)
+
 TARGET_RATIO = 0.5
 
 PROCESS_DEFINITION = {"executor": "process", "command": ["true"]}
@@ -127,51 +132,6 @@ def _check_all_succeeded(home: Path, n: int) -> dict[str, int]:
 def _home() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="dockyard-bench-") as folder:
         yield Path(folder) / "home"
-
-
-class ThreadProfiler:
-    """cProfile for every thread: the main one and each thread started while it is on.
-
-    ``python -m cProfile`` sees only the main thread; Dockyard's SQLite calls run on a storage
-    thread and plain Python functions on ``asyncio.to_thread`` threads. With ``clock="cpu"`` each
-    profile counts its thread's CPU time, so waiting (for a lock, a child, the next poll) is free.
-    """
-
-    def __init__(self, clock: str = "wall") -> None:
-        self._timer: Callable[[], float] = time.thread_time if clock == "cpu" else time.perf_counter
-        self._lock = threading.Lock()
-        self.profiles: list[cProfile.Profile] = []
-
-    def _new(self) -> cProfile.Profile:
-        profile = cProfile.Profile(self._timer)
-        with self._lock:
-            self.profiles.append(profile)
-        return profile
-
-    def _hook(self, frame: Any, event: str, arg: Any) -> None:
-        self._new().enable()  # replaces this hook for the calling thread
-
-    def __enter__(self) -> ThreadProfiler:
-        threading.setprofile(self._hook)
-        self._main = self._new()
-        self._main.enable()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._main.disable()
-        threading.setprofile(None)
-
-    def dump(self, path: Path) -> None:
-        stats = pstats.Stats(self.profiles[0])
-        for profile in self.profiles[1:]:
-            with contextlib.suppress(TypeError):  # a thread that never called anything
-                stats.add(profile)
-        stats.dump_stats(str(path))
-        text = path.with_suffix(path.suffix + ".txt")
-        with text.open("w") as out:
-            out.write(f"{len(self.profiles)} thread(s) profiled\n")
-            for key in ("tottime", "cumulative"):
-                pstats.Stats(str(path), stream=out).sort_stats(key).print_stats(45)
 
 
 @contextlib.contextmanager
@@ -417,23 +377,18 @@ def _spawn(case: Case) -> dict[str, Any]:
     return result
 
 
-def _median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
 def _summarise(case: Case, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    rss = _median([run.get("peak_rss_kib") for run in runs])
+    rss = median([run.get("peak_rss_kib") for run in runs])
     rates = [run["jobs_per_s"] for run in runs if run["jobs_per_s"] is not None]
     return {
         **asdict(case),
         "runs": runs,
-        "median_seconds": _median([run["seconds"] for run in runs]),
-        "median_jobs_per_s": _median(rates),
+        "median_seconds": median([run["seconds"] for run in runs]),
+        "median_jobs_per_s": median(rates),
         "min_jobs_per_s": min(rates) if rates else None,
         "max_jobs_per_s": max(rates) if rates else None,
         "median_peak_rss_mib": None if rss is None else rss / 1024,
-        "median_cpu_seconds": _median([run.get("cpu_seconds") for run in runs]),
+        "median_cpu_seconds": median([run.get("cpu_seconds") for run in runs]),
     }
 
 
@@ -497,18 +452,14 @@ def render_verdict(ratios: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-
 def _meta(options: argparse.Namespace) -> dict[str, Any]:
     import dockyard
 
-    dirty = _git("status", "--porcelain", "--", "src")
+    dirty = git("status", "--porcelain", "--", "src")
     return {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench.core", *sys.argv[1:]]),
-        "git_commit": _git("rev-parse", "--short", "HEAD") + ("+dirty-src" if dirty else ""),
+        "git_commit": git("rev-parse", "--short", "HEAD") + ("+dirty-src" if dirty else ""),
         # Which Dockyard ran (PYTHONPATH can point the benchmark at another tree).
         "dockyard": str(Path(dockyard.__file__).parent),
         "python": platform.python_version(),
@@ -546,10 +497,6 @@ def orchestrate(options: argparse.Namespace) -> dict[str, Any]:
 # -- command line ----------------------------------------------------------------------------------
 
 
-def _int_list(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.core", description=__doc__.split("\n")[0]
@@ -560,7 +507,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--python-jobs", type=int, help="N for (b) [5000]")
     parser.add_argument("--submit-jobs", type=int, help="N for (c) [10000, the most per call]")
     parser.add_argument(
-        "--python-concurrency", type=_int_list, default=[4, 16], help="for (b) [4,16]"
+        "--python-concurrency", type=int_list, default=[4, 16], help="for (b) [4,16]"
     )
     parser.add_argument(
         "--inproc", action="store_true", help="add (a) with an in-process worker (no CLI startup)"
@@ -586,9 +533,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "python_jobs": 500 if quick else 5000,
         "submit_jobs": 1000 if quick else 10_000,
     }
-    for name, value in defaults.items():
-        if getattr(options, name) is None:
-            setattr(options, name, value)
+    apply_defaults(options, defaults)
     return options
 
 
@@ -612,10 +557,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print()
     print(verdict)
     if not options.no_save:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS / f"core-{stamp}.json"
-        path.write_text(json.dumps({**report, "table": table, "verdict": verdict}, indent=2) + "\n")
+        path = save("core", {**report, "table": table, "verdict": verdict})
         print(f"\nsaved {path.relative_to(REPO)}")
 
 
