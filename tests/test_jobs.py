@@ -266,6 +266,13 @@ def test_evaluate_on_exit_exits_on_one_code_and_retries_another(
         JobState.SUCCEEDED,
         [2, 0],
     )
+    # A retry by request renews the attempts; the history stays. Both transports agree.
+    retried = client.retry(fatal.id)
+    assert (retried.state, retried.attempts_used, len(retried.attempts)) == (
+        JobState.RUNNABLE,
+        0,
+        1,
+    )
 
 
 def test_cancel_and_retry_a_job(client: dockyard.Client, start_worker) -> None:

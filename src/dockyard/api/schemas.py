@@ -115,6 +115,7 @@ class JobOut(BaseModel):
     overrides: dict[str, Any]
     parameters: dict[str, str]
     max_attempts: int
+    attempts_used: int = Field(description="Attempts counted against max_attempts")
     created_at: str
     not_before: str
     started_at: str | None
