@@ -325,9 +325,7 @@ class Dockyard:
     async def set_queue_paused(self, name: str, paused: bool) -> QueueInfo:
         """Pause (workers claim nothing from it; submits still land) or resume a queue."""
         check_queue(name)
-        await self.storage.set_queue_paused(name, paused, self.clock.now())
-        found = [queue for queue in await self.storage.list_queues() if queue.name == name]
-        return found[0]
+        return await self.storage.set_queue_paused(name, paused, self.clock.now())
 
     # -- tokens ---------------------------------------------------------------------------------
 

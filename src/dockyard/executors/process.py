@@ -146,7 +146,7 @@ class _Child:
         if stdin is not None:
             assert self._proc.stdin is not None
             # The payload may exceed the pipe's buffer: feed it off the loop.
-            self._feeder = self._loop.run_in_executor(None, _feed, self._proc.stdin, stdin)
+            self._loop.run_in_executor(None, _feed, self._proc.stdin, stdin)
 
     def _read(self) -> None:
         try:
@@ -205,13 +205,12 @@ class _Child:
             self._pidfd = None
         if self._poller is not None:
             self._poller.cancel()
-        if self._proc.stdin is not None and self._feeder.done():
-            self._proc.stdin.close()
         if self.exited.done():
             self._proc.wait()
 
 
 def _feed(pipe: IO[bytes], data: bytes) -> None:
+    """Write ``data`` to the child's stdin and close it (EOF), whatever the child does."""
     with contextlib.suppress(OSError):
         pipe.write(data)
     with contextlib.suppress(OSError):

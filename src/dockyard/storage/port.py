@@ -183,7 +183,7 @@ class Storage(Protocol):
         """Every queue that has jobs or was paused, with its job counts per state."""
         ...
 
-    async def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
+    async def set_queue_paused(self, name: str, paused: bool, now: datetime) -> QueueInfo:
         """A paused queue keeps its jobs and takes new ones, but workers claim none of them."""
         ...
 

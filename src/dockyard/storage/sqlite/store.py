@@ -501,8 +501,8 @@ class SQLiteStorage:
 
         return await self._run(select)
 
-    async def set_queue_paused(self, name: str, paused: bool, now: datetime) -> None:
-        def update(db: sqlite3.Connection) -> None:
+    async def set_queue_paused(self, name: str, paused: bool, now: datetime) -> QueueInfo:
+        def update(db: sqlite3.Connection) -> QueueInfo:
             with self._write(db):
                 db.execute(
                     "INSERT INTO queues (name, paused, updated_at) VALUES (?, ?, ?)"
@@ -510,8 +510,12 @@ class SQLiteStorage:
                     " updated_at = excluded.updated_at",
                     (name, int(paused), now.timestamp()),
                 )
+                counts = db.execute(
+                    "SELECT state, COUNT(*) FROM jobs WHERE queue = ? GROUP BY state", (name,)
+                ).fetchall()
+            return QueueInfo(name=name, paused=paused, counts={row[0]: row[1] for row in counts})
 
-        await self._run(update)
+        return await self._run(update)
 
     # -- change notification --------------------------------------------------------------------
 
