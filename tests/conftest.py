@@ -3,7 +3,12 @@
 Workers are real: :class:`WorkerThread` runs the production :class:`~dockyard.runtime.Worker` on
 its own event loop in a thread (so a test can give it a fake clock), and :class:`WorkerProcess`
 runs ``python -m dockyard worker`` as a separate process (so a test can SIGKILL it). Both share the
-SQLite file with the test's client, as a worker and a CLI on one laptop do.
+store with the test's client, as a worker and a CLI on one laptop do.
+
+Every test that uses ``settings`` runs twice: on SQLite (a file in the test's folder) and on
+PostgreSQL (a schema of its own in the database at ``DOCKYARD_TEST_POSTGRES_URL``, dropped after
+the test). A test marked ``sqlite_only`` inspects the SQLite file itself and runs once. Away from
+CI an unreachable PostgreSQL skips its half with the reason; under ``CI=true`` it fails.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +34,11 @@ from dockyard.runtime import Worker
 from dockyard.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get(
+    "DOCKYARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+#: Schemas of test runs start with this; a run drops its own, and the next run any left over.
+TEST_SCHEMA_PREFIX = "dy_test_"
 
 
 T = TypeVar("T")
@@ -172,10 +183,74 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: runs on the SQLite backend only")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every test that depends on ``backend`` (through ``settings``) on each backend."""
+    if "backend" in metafunc.fixturenames:
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("backend", ["sqlite"] if only_sqlite else ["sqlite", "postgres"])
+
+
+def with_schema(url: str, schema: str) -> str:
+    """``url`` with ``schema`` first on its search_path (a libpq ``options`` parameter)."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The test PostgreSQL's URL, once it answered; skip (fail under CI=true) when it does not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=5, autocommit=True) as conn:
+            stale = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                (TEST_SCHEMA_PREFIX + "%",),
+            ).fetchall()
+            for (schema,) in stale:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    except psycopg.Error as error:
+        reason = (
+            f"PostgreSQL is unreachable at {POSTGRES_URL} ({error}); start it or set"
+            " DOCKYARD_TEST_POSTGRES_URL to run the PostgreSQL half of the suite"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose search_path is a new, empty schema, dropped after the test."""
+    import psycopg
+
+    schema = f"{TEST_SCHEMA_PREFIX}{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield with_schema(postgres_server, schema)
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        # A process the test left running could hold a lock; the next run drops what remains.
+        conn.execute("SET lock_timeout = '10s'")
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def store_url(backend: str, request: pytest.FixtureRequest) -> str | None:
+    """The store of the test's backend; None for SQLite's default file in the test's home."""
+    if backend == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, store_url: str | None) -> Settings:
     home = tmp_path / "home"
-    return Settings.resolve(home=home, environ={})
+    return Settings.resolve(home=home, url=store_url, environ={})
 
 
 @pytest.fixture

@@ -19,11 +19,8 @@ from tests.conftest import REPO, ServerProcess, register_process
 def cli(
     settings: Settings, *args: str, url: str | None = None, token: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKYARD_HOME": str(settings.home)}
+    env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": url or settings.url}
     env.pop("DOCKYARD_TOKEN", None)
-    env.pop("DOCKYARD_URL", None)
-    if url is not None:
-        env["DOCKYARD_URL"] = url
     if token is not None:
         env["DOCKYARD_TOKEN"] = token
     return subprocess.run(

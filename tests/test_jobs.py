@@ -45,7 +45,7 @@ def test_migrations_produce_schema_sql() -> None:
     apply_migrations(db)
     assert apply_migrations(db) == []  # idempotent
     checked_in = SCHEMA.read_text().split("\n\n", 1)[1]
-    assert schema_sql(db) == checked_in, "run the snippet in schema.sql's header to regenerate"
+    assert schema_sql(db) == checked_in, "run scripts/schema-sql to regenerate"
 
 
 def test_claims_walk_indexes_instead_of_sorting_the_backlog(tmp_path: Path) -> None:

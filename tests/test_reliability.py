@@ -130,6 +130,7 @@ def test_sigkilled_worker_job_is_rerun_by_another_worker_and_first_attempt_is_lo
 
 
 @pytest.mark.slow
+@pytest.mark.sqlite_only  # reads the SQLite file; tests/test_postgres.py does it on PostgreSQL
 def test_four_workers_run_two_thousand_jobs_exactly_once(client, spawn, db, tmp_path):
     count = 2000
     ids_file = tmp_path / "ids.txt"
@@ -331,8 +332,7 @@ def test_sigterm_hands_back_a_job_that_outlives_the_grace(client, spawn):
 def test_burst_worker_runs_everything_then_exits(client, settings):
     register_process(client, "quick", "true")
     jobs = [client.submit("quick") for _ in range(10)]
-    env = {**os.environ, "DOCKYARD_HOME": str(settings.home)}
-    env.pop("DOCKYARD_URL", None)
+    env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
     env.pop("DOCKYARD_LOG_DIR", None)
 
     result = subprocess.run(

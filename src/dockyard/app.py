@@ -199,8 +199,7 @@ class Dockyard:
         job = await self.get_job(job_id)
         if job.state in TERMINAL_STATES:
             raise ConflictError(f"job {job_id} is already {job.state}")
-        await self._apply_or_conflict(transitions.cancel(job, self.clock.now(), reason), job)
-        return await self.get_job(job_id)
+        return await self._apply_or_conflict(transitions.cancel(job, self.clock.now(), reason), job)
 
     async def retry(self, job_id: str) -> Job:
         """Requeue a FAILED or CANCELLED job with its attempts renewed."""
@@ -209,13 +208,14 @@ class Dockyard:
             raise ConflictError(
                 f"job {job_id} is {job.state}; only FAILED or CANCELLED jobs can be retried"
             )
-        await self._apply_or_conflict(transitions.requeue(job, self.clock.now()), job)
-        return await self.get_job(job_id)
+        return await self._apply_or_conflict(transitions.requeue(job, self.clock.now()), job)
 
-    async def _apply_or_conflict(self, transition: transitions.Transition, job: Job) -> None:
+    async def _apply_or_conflict(self, transition: transitions.Transition, job: Job) -> Job:
+        """Apply ``transition`` and return the job as it left it (a worker may move on at once)."""
         (applied,) = await self.storage.apply([transition])
         if not applied:
             raise ConflictError(f"job {job.id} changed state meanwhile; try again")
+        return transitions.applied(job, transition)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Return the job once it is SUCCEEDED, FAILED or CANCELLED."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from dockyard.domain.outcomes import Outcome, OutcomeKind
@@ -28,6 +28,7 @@ __all__ = [
     "Edge",
     "Transition",
     "after_outcome",
+    "applied",
     "cancel",
     "release",
     "requeue",
@@ -249,3 +250,29 @@ def requeue(job: Job, now: datetime) -> Transition:
         updates={"attempts_used": 0, "not_before": now, "stopped_at": None, "exit_code": None},
         reason="Retried by request",
     )
+
+
+def applied(job: Job, transition: Transition) -> Job:
+    """``job`` as ``transition`` leaves it: what storage holds right after the write applied.
+
+    Lets a caller answer with the job as its own request changed it, not as a worker may have
+    changed it a moment later.
+    """
+    attempts = job.attempts
+    end = transition.attempt_end
+    if end is not None:
+        attempts = tuple(
+            replace(
+                attempt,
+                stopped_at=end.stopped_at,
+                exit_code=end.exit_code,
+                reason=end.reason,
+                status_reason=end.status_reason,
+                counted=end.counted,
+            )
+            if attempt.number == end.number and attempt.stopped_at is None
+            else attempt
+            for attempt in attempts
+        )
+    changed = replace(job, state=transition.to, status_reason=transition.reason, attempts=attempts)
+    return replace(changed, **transition.updates)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Choose a storage backend from a URL: ``sqlite:///path/to.db`` (PostgreSQL joins in a later release)."""
+"""Choose a storage backend from a URL: ``sqlite:///path/to.db`` or ``postgresql://…``."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from dockyard.storage.port import Storage
 
 __all__ = ["open_storage"]
 
+_HELP = "use sqlite:///path/to.db or postgresql://user@host:5432/database"
+
 
 def open_storage(url: str) -> Storage:
-    """Open (without migrating) the store at ``url``."""
+    """Open (without migrating) the store at ``url``.
+
+    A PostgreSQL URL is a libpq connection URI; its ``options`` parameter can pick the schema,
+    as in ``postgresql://dockyard@db/jobs?options=-csearch_path%3Ddockyard``.
+    """
     scheme, sep, rest = url.partition("://")
     if scheme == "sqlite" and sep:
         from dockyard.storage.sqlite import SQLiteStorage
@@ -20,4 +26,8 @@ def open_storage(url: str) -> Storage:
         if not path:
             raise ValidationError("url", "sqlite URLs look like sqlite:///path/to/dockyard.db")
         return SQLiteStorage(Path(path))
-    raise ValidationError("url", f"unsupported store URL {url!r}; use sqlite:///path/to.db")
+    if scheme in ("postgresql", "postgres") and sep:
+        from dockyard.storage.postgres import PostgresStorage
+
+        return PostgresStorage(url)
+    raise ValidationError("url", f"unsupported store URL {url!r}; {_HELP}")

@@ -1,4 +1,4 @@
--- Generated from migrations/; tests/test_jobs.py::test_migrations_produce_schema_sql checks it. Do not edit.
+-- Generated from migrations/ by scripts/schema-sql; tests/test_jobs.py checks it. Do not edit.
 
 CREATE TABLE attempts (
     job_id         TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
@@ -82,6 +82,8 @@ CREATE TABLE workers (
 CREATE INDEX jobs_claim_order ON jobs (priority DESC, seq) WHERE state = 'RUNNABLE';
 
 CREATE INDEX jobs_definition ON jobs (definition_name, seq);
+
+CREATE INDEX jobs_finished ON jobs (stopped_at) WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED');
 
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 

@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dockyard.domain.definitions import definition_document, parse_definition
-from dockyard.domain.documents import overrides_document, parse_overrides
+from dockyard.domain.definitions import definition_document
+from dockyard.domain.documents import overrides_document
 from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus, JobState
-from dockyard.domain.tokens import Role, Token
+from dockyard.domain.tokens import Token
 from dockyard.domain.transitions import CLAIM, Transition
 from dockyard.errors import StorageError
 from dockyard.storage.port import (
@@ -37,6 +37,7 @@ from dockyard.storage.port import (
     QueueInfo,
     WorkerInfo,
 )
+from dockyard.storage.rows import RowReader, new_job_record
 from dockyard.storage.signal import ChangeSignal
 from dockyard.storage.sqlite.migrator import apply_migrations
 
@@ -637,90 +638,15 @@ def _select_jobs_by(db: sqlite3.Connection, column: str, values: list[Any]) -> d
     return found
 
 
-def _definition(row: sqlite3.Row) -> Definition:
-    return Definition(
-        name=row["name"],
-        revision=row["revision"],
-        status=DefinitionStatus(row["status"]),
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        spec=parse_definition(
-            {k: v for k, v in json.loads(row["document"]).items() if k != "name"}
-        ),
-    )
+_rows = RowReader(time=lambda seconds: datetime.fromtimestamp(seconds, UTC), json=json.loads)
+_definition, _job, _token, _attempt = _rows.definition, _rows.job, _rows.token, _rows.attempt
 
 
 def _new_job(job: NewJob, row: tuple[Any, ...]) -> Job:
     """The job just inserted from ``row`` (of insert_jobs), as :func:`_job` would read it back."""
-    return Job(
-        id=job.id,
-        name=job.name,
-        definition_name=job.definition_name,
-        definition_revision=job.definition_revision,
-        state=JobState.RUNNABLE,
-        status_reason=None,
-        queue=job.queue,
-        group_key=job.group_key,
-        priority=job.priority,
-        idempotency_key=job.idempotency_key,
+    return new_job_record(
+        job,
         payload=None if job.payload is None else json.loads(row[9]),
-        overrides=job.overrides,
-        parameters=dict(job.parameters),
-        max_attempts=job.max_attempts,
-        attempt_count=0,
-        attempts_used=0,
         created_at=datetime.fromtimestamp(row[13], UTC),
         not_before=datetime.fromtimestamp(row[14], UTC),
-    )
-
-
-def _job(row: sqlite3.Row, attempts: tuple[Attempt, ...] = ()) -> Job:
-    return Job(
-        id=JobId(row["id"]),
-        name=row["name"],
-        definition_name=row["definition_name"],
-        definition_revision=row["definition_revision"],
-        state=JobState(row["state"]),
-        status_reason=row["status_reason"],
-        queue=row["queue"],
-        group_key=row["group_key"],
-        priority=row["priority"],
-        idempotency_key=row["idempotency_key"],
-        payload=json.loads(row["payload"]) if row["payload"] is not None else None,
-        overrides=parse_overrides(json.loads(row["overrides"])),
-        parameters=json.loads(row["parameters"]),
-        max_attempts=row["max_attempts"],
-        attempt_count=row["attempt_count"],
-        attempts_used=row["attempts_used"],
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        not_before=datetime.fromtimestamp(row["not_before"], UTC),
-        started_at=_dt(row["started_at"]),
-        stopped_at=_dt(row["stopped_at"]),
-        worker_id=row["worker_id"],
-        lease_expires_at=_dt(row["lease_expires_at"]),
-        exit_code=row["exit_code"],
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        attempts=attempts,
-    )
-
-
-def _token(row: sqlite3.Row) -> Token:
-    return Token(
-        id=row["id"],
-        name=row["name"],
-        role=Role(row["role"]),
-        created_at=datetime.fromtimestamp(row["created_at"], UTC),
-        revoked_at=_dt(row["revoked_at"]),
-    )
-
-
-def _attempt(row: sqlite3.Row) -> Attempt:
-    return Attempt(
-        number=row["number"],
-        worker_id=row["worker_id"],
-        started_at=_dt(row["started_at"]),
-        stopped_at=_dt(row["stopped_at"]),
-        exit_code=row["exit_code"],
-        reason=row["reason"],
-        status_reason=row["status_reason"],
-        counted=bool(row["counted"]),
     )

@@ -1,0 +1,7 @@
+"""The PostgreSQL backend: many API servers and workers on many hosts share one database."""
+
+from __future__ import annotations
+
+from dockyard.storage.postgres.store import PostgresStorage
+
+__all__ = ["PostgresStorage"]

@@ -1,0 +1,114 @@
+-- Generated from migrations/ by scripts/schema-sql; tests/test_postgres.py checks it. Do not edit.
+
+CREATE TABLE attempts (
+    job_id text NOT NULL,
+    number integer NOT NULL,
+    worker_id text NOT NULL,
+    claimed_at timestamp with time zone NOT NULL,
+    started_at timestamp with time zone,
+    stopped_at timestamp with time zone,
+    exit_code integer,
+    reason text,
+    status_reason text,
+    counted boolean NOT NULL DEFAULT true,
+    CONSTRAINT attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE CASCADE,
+    CONSTRAINT attempts_pkey PRIMARY KEY (job_id, number)
+);
+
+CREATE TABLE definitions (
+    name text NOT NULL,
+    revision integer NOT NULL,
+    status text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    document jsonb NOT NULL,
+    CONSTRAINT definitions_status_check CHECK ((status = ANY (ARRAY['ACTIVE'::text, 'INACTIVE'::text]))),
+    CONSTRAINT definitions_pkey PRIMARY KEY (name, revision)
+);
+
+CREATE TABLE dockyard_migrations (
+    version integer NOT NULL,
+    name text NOT NULL,
+    applied_at timestamp with time zone NOT NULL DEFAULT now(),
+    CONSTRAINT dockyard_migrations_pkey PRIMARY KEY (version)
+);
+
+CREATE TABLE jobs (
+    seq bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    id text NOT NULL,
+    name text NOT NULL,
+    definition_name text NOT NULL,
+    definition_revision integer NOT NULL,
+    state text NOT NULL,
+    status_reason text,
+    queue text NOT NULL,
+    group_key text,
+    priority integer NOT NULL DEFAULT 0,
+    idempotency_key text,
+    payload jsonb,
+    overrides jsonb NOT NULL DEFAULT '{}'::jsonb,
+    parameters jsonb NOT NULL DEFAULT '{}'::jsonb,
+    max_attempts integer NOT NULL,
+    attempt_count integer NOT NULL DEFAULT 0,
+    attempts_used integer NOT NULL DEFAULT 0,
+    created_at timestamp with time zone NOT NULL,
+    not_before timestamp with time zone NOT NULL,
+    started_at timestamp with time zone,
+    stopped_at timestamp with time zone,
+    worker_id text,
+    lease_expires_at timestamp with time zone,
+    exit_code integer,
+    result jsonb,
+    CONSTRAINT jobs_pkey PRIMARY KEY (seq),
+    CONSTRAINT jobs_id_key UNIQUE (id)
+);
+
+CREATE TABLE queues (
+    name text NOT NULL,
+    paused boolean NOT NULL DEFAULT false,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT queues_pkey PRIMARY KEY (name)
+);
+
+CREATE TABLE tokens (
+    id text NOT NULL,
+    name text NOT NULL,
+    role text NOT NULL,
+    hash text NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    revoked_at timestamp with time zone,
+    CONSTRAINT tokens_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'operator'::text, 'viewer'::text]))),
+    CONSTRAINT tokens_pkey PRIMARY KEY (id),
+    CONSTRAINT tokens_hash_key UNIQUE (hash)
+);
+
+CREATE TABLE workers (
+    id text NOT NULL,
+    hostname text NOT NULL,
+    pid integer NOT NULL,
+    queues jsonb,
+    concurrency integer NOT NULL,
+    started_at timestamp with time zone NOT NULL,
+    heartbeat_at timestamp with time zone NOT NULL,
+    stopped_at timestamp with time zone,
+    CONSTRAINT workers_pkey PRIMARY KEY (id)
+);
+
+CREATE INDEX jobs_claim_order ON jobs USING btree (priority DESC, seq) WHERE (state = 'RUNNABLE'::text);
+
+CREATE INDEX jobs_definition ON jobs USING btree (definition_name, seq);
+
+CREATE INDEX jobs_finished ON jobs USING btree (stopped_at) WHERE (state = ANY (ARRAY['SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text]));
+
+CREATE UNIQUE INDEX jobs_idempotency_key ON jobs USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
+
+CREATE INDEX jobs_leased ON jobs USING btree (lease_expires_at) WHERE (state = ANY (ARRAY['STARTING'::text, 'RUNNING'::text]));
+
+CREATE INDEX jobs_open_groups ON jobs USING btree (group_key, seq) WHERE ((group_key IS NOT NULL) AND (state <> ALL (ARRAY['SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])));
+
+CREATE INDEX jobs_queue_state ON jobs USING btree (queue, state);
+
+CREATE INDEX jobs_runnable ON jobs USING btree (queue, priority DESC, seq) WHERE (state = 'RUNNABLE'::text);
+
+CREATE INDEX jobs_runnable_due ON jobs USING btree (not_before) WHERE (state = 'RUNNABLE'::text);
+
+CREATE INDEX jobs_state ON jobs USING btree (state, seq);

@@ -1,0 +1,759 @@
+"""PostgreSQL implementation of the storage port, on psycopg 3 (async) with a connection pool.
+
+The fast path of DESIGN.md §5:
+
+- **Claims in batches**: one statement picks up to ``limit`` runnable jobs in claim order with
+  ``FOR UPDATE SKIP LOCKED`` (so workers on many hosts never wait on each other or take the same
+  job), moves them to STARTING and opens their attempts.
+- **Batched completions**: the transitions a worker collected go to the server in one pipeline,
+  one round trip and one commit for the batch, with the next claim in the same transaction.
+- **Bulk submit**: one ``INSERT … SELECT FROM unnest(…)`` for the whole batch.
+- **Wake-ups**: every commit that changes jobs sends ``NOTIFY`` on a channel of this schema; a
+  listener connection turns it into the in-process change signal that idle workers and waiting
+  API calls sleep on. The worker's polling interval is the fallback while the listener reconnects.
+- **Partial indexes** on runnable, leased and unfinished grouped jobs, so a claim reads the
+  backlog, never the history.
+
+Connection failures (a restart, a failover, a network cut) are retried with backoff for up to
+:data:`RECONNECT_SECONDS`, so workers and API servers ride out a PostgreSQL restart. A write whose
+commit was acknowledged to nobody may be retried; every write is either idempotent (inserts by
+job id) or guarded by the state it expects, so a retry changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from dockyard.domain.definitions import definition_document
+from dockyard.domain.documents import overrides_document
+from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus
+from dockyard.domain.tokens import Token
+from dockyard.domain.transitions import CLAIM, Transition
+from dockyard.errors import StorageError
+from dockyard.storage.port import (
+    Capabilities,
+    ClaimRequest,
+    Heartbeat,
+    InsertedJob,
+    JobQuery,
+    QueueInfo,
+    WorkerInfo,
+)
+from dockyard.storage.postgres.migrator import apply_migrations
+from dockyard.storage.rows import RowReader, new_job_record
+from dockyard.storage.signal import ChangeSignal
+
+__all__ = ["PostgresStorage"]
+
+log = logging.getLogger("dockyard.storage.postgres")
+
+T = TypeVar("T")
+Conn = AsyncConnection[DictRow]
+
+#: How long a verb keeps retrying a lost connection before it gives up with a StorageError.
+RECONNECT_SECONDS = 60.0
+POOL_MAX_SIZE = 8
+#: Advisory lock ``classid`` of leadership locks; the ``objid`` names the role and the schema.
+LEADER_LOCK = 0x0D0C_1EAD
+
+_ACTIVE = sorted(ACTIVE_STATES)
+_TERMINAL = sorted(TERMINAL_STATES)
+_TERMINAL_SQL = ", ".join(f"'{state.value}'" for state in _TERMINAL)
+_UPDATABLE = frozenset(
+    {
+        "status_reason",
+        "not_before",
+        "started_at",
+        "stopped_at",
+        "worker_id",
+        "lease_expires_at",
+        "exit_code",
+        "result",
+        "attempts_used",
+    }
+)
+_JSON_COLUMNS = frozenset({"payload", "result"})
+#: A job ``j`` may run only when no earlier job of its group is unfinished; the subquery reads
+#: jobs_open_groups, which holds only unfinished grouped jobs.
+_GROUP_HEAD = (
+    "(j.group_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs g WHERE g.group_key = j.group_key"
+    f" AND g.seq < j.seq AND g.state NOT IN ({_TERMINAL_SQL})))"
+)
+_NOT_PAUSED = "j.queue NOT IN (SELECT name FROM queues WHERE paused)"
+_INSERT_JOBS = (
+    "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue, group_key,"
+    " priority, idempotency_key, payload, overrides, parameters, max_attempts, created_at,"
+    " not_before)"
+    " SELECT id, name, dn, dr, 'RUNNABLE', q, g, p, k, pl::jsonb, o::jsonb, pa::jsonb, m, c, nb"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],"
+    " %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::timestamptz[],"
+    " %s::timestamptz[]) WITH ORDINALITY AS u(id, name, dn, dr, q, g, p, k, pl, o, pa, m, c, nb, i)"
+    # In request order, so that seq (the claim order) follows the order of submission.
+    " ORDER BY i"
+    # On any key: an idempotency key seen before, or a retry of this very insert after its
+    # commit went unacknowledged (the job id is then already there).
+    " ON CONFLICT DO NOTHING RETURNING id"
+)
+
+_rows = RowReader(time=lambda value: value, json=lambda value: value)
+
+
+def _retryable(error: BaseException) -> bool:
+    """Errors a retry can cure: a lost or refused connection, a deadlock, a serialisation race."""
+    return isinstance(error, psycopg.OperationalError) and not isinstance(
+        error, psycopg.errors.QueryCanceled
+    )
+
+
+class PostgresStorage:
+    """Dockyard's state in a PostgreSQL database (``search_path`` selects the schema)."""
+
+    capabilities = Capabilities(multi_host=True, cross_process_notify=True)
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self._pool: AsyncConnectionPool[Conn] | None = None
+        self._signal = ChangeSignal()
+        self._channel = ""
+        self._schema_key = 0
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = False
+        self._leaders: dict[str, AsyncConnection[Any]] = {}
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    async def _configure(self, conn: AsyncConnection[Any]) -> None:
+        await conn.execute("SET TIME ZONE 'UTC'")
+
+    async def _connect(self, **kwargs: Any) -> AsyncConnection[Any]:
+        conn = await AsyncConnection.connect(self.conninfo, autocommit=True, **kwargs)
+        await self._configure(conn)
+        return conn
+
+    async def _open_pool(self) -> AsyncConnectionPool[Conn]:
+        if self._pool is None:
+            conn = await self._connect()
+            async with conn:
+                row = await (await conn.execute("SELECT current_schema()")).fetchone()
+            if row is None or row[0] is None:
+                raise StorageError(f"{self.conninfo}: no schema on the search_path")
+            schema_key = zlib.crc32(row[0].encode())
+            self._channel = f"dockyard_{schema_key:08x}"
+            self._schema_key = schema_key
+            pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+                self.conninfo,
+                min_size=1,
+                max_size=POOL_MAX_SIZE,
+                kwargs={"autocommit": True, "row_factory": dict_row},
+                configure=self._configure,
+                open=False,
+                name="dockyard",
+            )
+            await pool.open(wait=False)
+            self._pool = pool
+        return self._pool
+
+    async def _run(
+        self, fn: Callable[[Conn], Awaitable[T]], *, write: bool = True, snapshot: bool = False
+    ) -> T:
+        """Run ``fn`` on a pooled connection, retrying lost connections.
+
+        A write runs in one transaction, and its commit wakes this process's waiters. A read of
+        several statements asks for a ``snapshot``: one REPEATABLE READ transaction, so a job and
+        its attempts are read as of one moment.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECONNECT_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                pool = await self._open_pool()
+                async with pool.connection() as conn:
+                    if snapshot:
+                        async with conn.transaction():
+                            await conn.execute(
+                                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                            )
+                            return await fn(conn)
+                    if not write:
+                        return await fn(conn)
+                    async with conn.transaction():
+                        result = await fn(conn)
+                self._signal.notify()
+                return result
+            except psycopg.Error as error:
+                if not _retryable(error) or loop.time() + delay > deadline:
+                    raise StorageError(f"PostgreSQL: {error}") from error
+                log.warning("PostgreSQL: %s; retrying in %.2fs", str(error).strip(), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _notify(self, conn: Conn) -> None:
+        """Wake other processes' waiters when this transaction commits."""
+        await conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+
+    async def migrate(self) -> list[str]:
+        async def migrate() -> list[str]:
+            conn = await self._connect()
+            async with conn:
+                return await apply_migrations(conn)
+
+        try:
+            return await migrate()
+        except psycopg.Error as error:
+            raise StorageError(f"PostgreSQL: {error}") from error
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
+        for conn in self._leaders.values():
+            await conn.close()
+        self._leaders.clear()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # -- definitions ----------------------------------------------------------------------------
+
+    async def insert_definition(self, name: str, spec: DefinitionSpec, now: datetime) -> Definition:
+        document = Jsonb(definition_document(name, spec))
+
+        async def insert(conn: Conn) -> Definition:
+            # The per-name lock orders concurrent registrations, so revisions never collide.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"def:{name}",))
+            row = await (
+                await conn.execute(
+                    "INSERT INTO definitions (name, revision, status, created_at, document)"
+                    " SELECT %s, COALESCE(MAX(revision), 0) + 1, 'ACTIVE', %s, %s"
+                    " FROM definitions WHERE name = %s RETURNING *",
+                    (name, now, document, name),
+                )
+            ).fetchone()
+            assert row is not None
+            return _rows.definition(row)
+
+        return await self._run(insert)
+
+    async def get_definition(self, name: str, revision: int | None) -> Definition | None:
+        if revision is None:
+            sql = (
+                "SELECT * FROM definitions WHERE name = %s AND status = 'ACTIVE'"
+                " ORDER BY revision DESC LIMIT 1"
+            )
+            args: tuple[Any, ...] = (name,)
+        else:
+            sql = "SELECT * FROM definitions WHERE name = %s AND revision = %s"
+            args = (name, revision)
+        row = await self._fetchone(sql, args)
+        return None if row is None else _rows.definition(row)
+
+    async def list_definitions(self, name: str | None = None) -> list[Definition]:
+        if name is None:
+            sql = "SELECT DISTINCT ON (name) * FROM definitions ORDER BY name, revision DESC"
+            args: tuple[Any, ...] = ()
+        else:
+            sql, args = "SELECT * FROM definitions WHERE name = %s ORDER BY revision", (name,)
+        return [_rows.definition(row) for row in await self._fetchall(sql, args)]
+
+    async def set_definition_status(
+        self, name: str, revision: int, status: DefinitionStatus
+    ) -> Definition | None:
+        async def update(conn: Conn) -> DictRow | None:
+            cursor = await conn.execute(
+                "UPDATE definitions SET status = %s WHERE name = %s AND revision = %s RETURNING *",
+                (status.value, name, revision),
+            )
+            return await cursor.fetchone()
+
+        row = await self._run(update)
+        return None if row is None else _rows.definition(row)
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    async def insert_jobs(self, jobs: Sequence[NewJob]) -> list[InsertedJob]:
+        payloads = [None if job.payload is None else json.dumps(job.payload) for job in jobs]
+        columns = (
+            [job.id for job in jobs],
+            [job.name for job in jobs],
+            [job.definition_name for job in jobs],
+            [job.definition_revision for job in jobs],
+            [job.queue for job in jobs],
+            [job.group_key for job in jobs],
+            [job.priority for job in jobs],
+            [job.idempotency_key for job in jobs],
+            payloads,
+            [json.dumps(overrides_document(job.overrides)) for job in jobs],
+            [json.dumps(dict(job.parameters)) for job in jobs],
+            [job.max_attempts for job in jobs],
+            [job.created_at for job in jobs],
+            [job.not_before for job in jobs],
+        )
+
+        async def insert(conn: Conn) -> tuple[set[str], dict[str, Job], dict[str, Job]]:
+            cursor = await conn.execute(_INSERT_JOBS, columns)
+            created = {row["id"] for row in await cursor.fetchall()}
+            missing = [job for job in jobs if job.id not in created]
+            by_key = await self._jobs_by(
+                conn, "idempotency_key", [j.idempotency_key for j in missing if j.idempotency_key]
+            )
+            by_id = await self._jobs_by(conn, "id", [j.id for j in missing])
+            if created:
+                await self._notify(conn)
+            return created, by_key, by_id
+
+        created, by_key, by_id = await self._run(insert)
+        inserted = []
+        for job, payload in zip(jobs, payloads, strict=True):
+            if job.id in created:
+                record = new_job_record(
+                    job,
+                    payload=None if payload is None else json.loads(payload),
+                    created_at=job.created_at,
+                    not_before=job.not_before,
+                )
+                inserted.append(InsertedJob(job=record, created=True))
+            elif job.idempotency_key is not None and job.idempotency_key in by_key:
+                existing = by_key[job.idempotency_key]
+                inserted.append(InsertedJob(job=existing, created=existing.id == job.id))
+            else:
+                inserted.append(InsertedJob(job=by_id[job.id], created=True))
+        return inserted
+
+    @staticmethod
+    async def _jobs_by(conn: Conn, column: str, values: list[Any]) -> dict[str, Job]:
+        if not values:
+            return {}
+        cursor = await conn.execute(f"SELECT * FROM jobs WHERE {column} = ANY(%s)", (values,))
+        return {row[column]: _rows.job(row) for row in await cursor.fetchall()}
+
+    async def get_job(self, job_id: JobId) -> Job | None:
+        async def get(conn: Conn) -> Job | None:
+            row = await (
+                await conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))
+            ).fetchone()
+            if row is None:
+                return None
+            attempts = await (
+                await conn.execute(
+                    "SELECT * FROM attempts WHERE job_id = %s ORDER BY number", (job_id,)
+                )
+            ).fetchall()
+            return _rows.job(row, tuple(_rows.attempt(a) for a in attempts))
+
+        return await self._run(get, snapshot=True)
+
+    async def list_jobs(self, query: JobQuery) -> list[Job]:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.states:
+            where.append("state = ANY(%s)")
+            args.append(sorted(query.states))
+        for column, value in (
+            ("queue", query.queue),
+            ("definition_name", query.definition_name),
+            ("group_key", query.group_key),
+        ):
+            if value is not None:
+                where.append(f"{column} = %s")
+                args.append(value)
+        if query.before is not None:
+            where.append("seq < (SELECT seq FROM jobs WHERE id = %s)")
+            args.append(query.before)
+        sql = "SELECT * FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq DESC LIMIT %s"
+        args.append(query.limit)
+
+        async def select(conn: Conn) -> list[Job]:
+            rows = await (await conn.execute(sql, args)).fetchall()
+            attempts: dict[str, list[Attempt]] = {row["id"]: [] for row in rows}
+            if rows:
+                cursor = await conn.execute(
+                    "SELECT * FROM attempts WHERE job_id = ANY(%s) ORDER BY job_id, number",
+                    (list(attempts),),
+                )
+                for row in await cursor.fetchall():
+                    attempts[row["job_id"]].append(_rows.attempt(row))
+            return [_rows.job(row, tuple(attempts[row["id"]])) for row in rows]
+
+        return await self._run(select, snapshot=True)
+
+    # -- the hot path ---------------------------------------------------------------------------
+
+    async def claim(self, request: ClaimRequest) -> list[Job]:
+        return await self._run(lambda conn: _claim(conn, request))
+
+    async def apply(self, transitions: Sequence[Transition]) -> list[bool]:
+        async def apply(conn: Conn) -> list[bool]:
+            applied = await _apply_all(conn, transitions)
+            if any(applied):
+                await self._notify(conn)
+            return applied
+
+        return await self._run(apply)
+
+    async def apply_and_claim(
+        self, transitions: Sequence[Transition], request: ClaimRequest
+    ) -> tuple[list[bool], list[Job]]:
+        async def apply_and_claim(conn: Conn) -> tuple[list[bool], list[Job]]:
+            applied = await _apply_all(conn, transitions)
+            if any(applied):
+                await self._notify(conn)
+            return applied, await _claim(conn, request)
+
+        return await self._run(apply_and_claim)
+
+    async def heartbeat(self, beat: Heartbeat) -> frozenset[JobId]:
+        ids = list(beat.job_ids)
+
+        async def renew(conn: Conn) -> frozenset[JobId]:
+            if beat.lease_until is not None:
+                await conn.execute(
+                    "UPDATE jobs SET lease_expires_at = %s WHERE id = ANY(%s)"
+                    " AND worker_id = %s AND state = ANY(%s)",
+                    (beat.lease_until, ids, beat.worker_id, _ACTIVE),
+                )
+                await conn.execute(
+                    "UPDATE workers SET heartbeat_at = %s WHERE id = %s",
+                    (beat.now, beat.worker_id),
+                )
+            if not ids:
+                return frozenset()
+            held = await (
+                await conn.execute(
+                    "SELECT id FROM jobs WHERE id = ANY(%s) AND worker_id = %s AND state = ANY(%s)",
+                    (ids, beat.worker_id, _ACTIVE),
+                )
+            ).fetchall()
+            return frozenset(ids) - {row["id"] for row in held}
+
+        # No NOTIFY: renewing a lease changes nothing anyone waits for.
+        return await self._run(renew, write=beat.lease_until is not None)
+
+    async def expired_leases(self, now: datetime, limit: int) -> list[Job]:
+        rows = await self._fetchall(
+            "SELECT * FROM jobs WHERE state = ANY(%s) AND lease_expires_at < %s"
+            " ORDER BY lease_expires_at LIMIT %s",
+            (_ACTIVE, now, limit),
+        )
+        return [_rows.job(row) for row in rows]
+
+    async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
+        sql = (
+            "SELECT j.not_before FROM jobs j"
+            f" WHERE j.state = 'RUNNABLE' AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
+        )
+        args: list[Any] = []
+        if queues is not None:
+            sql += " AND j.queue = ANY(%s)"
+            args.append(list(queues))
+        sql += " ORDER BY j.not_before LIMIT 1"
+        row = await self._fetchone(sql, args)
+        return None if row is None else row["not_before"]
+
+    async def prune_finished(self, before: datetime, limit: int) -> list[JobId]:
+        async def prune(conn: Conn) -> list[JobId]:
+            cursor = await conn.execute(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
+                f" WHERE state IN ({_TERMINAL_SQL}) AND stopped_at < %s"
+                " ORDER BY stopped_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id",
+                (before, limit),
+            )
+            return [JobId(row["id"]) for row in await cursor.fetchall()]
+
+        return await self._run(prune)
+
+    # -- workers --------------------------------------------------------------------------------
+
+    async def register_worker(self, worker: WorkerInfo) -> None:
+        async def register(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO workers (id, hostname, pid, queues, concurrency, started_at,"
+                " heartbeat_at, stopped_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname,"
+                " pid = excluded.pid, queues = excluded.queues,"
+                " concurrency = excluded.concurrency, started_at = excluded.started_at,"
+                " heartbeat_at = excluded.heartbeat_at, stopped_at = excluded.stopped_at",
+                (
+                    worker.id,
+                    worker.hostname,
+                    worker.pid,
+                    None if worker.queues is None else Jsonb(list(worker.queues)),
+                    worker.concurrency,
+                    worker.started_at,
+                    worker.heartbeat_at,
+                    worker.stopped_at,
+                ),
+            )
+
+        await self._run(register)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        async def select(conn: Conn) -> tuple[list[DictRow], dict[str, list[JobId]]]:
+            running: dict[str, list[JobId]] = {}
+            cursor = await conn.execute(
+                "SELECT worker_id, id FROM jobs WHERE state = ANY(%s) ORDER BY seq", (_ACTIVE,)
+            )
+            for row in await cursor.fetchall():
+                running.setdefault(row["worker_id"], []).append(JobId(row["id"]))
+            workers = await conn.execute("SELECT * FROM workers ORDER BY started_at")
+            return await workers.fetchall(), running
+
+        rows, running = await self._run(select, snapshot=True)
+        return [
+            WorkerInfo(
+                id=row["id"],
+                hostname=row["hostname"],
+                pid=row["pid"],
+                queues=None if row["queues"] is None else tuple(row["queues"]),
+                concurrency=row["concurrency"],
+                started_at=row["started_at"],
+                heartbeat_at=row["heartbeat_at"],
+                stopped_at=row["stopped_at"],
+                running=tuple(running.get(row["id"], ())),
+            )
+            for row in rows
+        ]
+
+    # -- tokens and queues ----------------------------------------------------------------------
+
+    async def insert_token(self, token: Token, secret_hash: str) -> None:
+        async def insert(conn: Conn) -> None:
+            await conn.execute(
+                "INSERT INTO tokens (id, name, role, hash, created_at) VALUES (%s, %s, %s, %s, %s)",
+                (token.id, token.name, token.role.value, secret_hash, token.created_at),
+            )
+
+        await self._run(insert)
+
+    async def find_token(self, secret_hash: str) -> Token | None:
+        row = await self._fetchone("SELECT * FROM tokens WHERE hash = %s", (secret_hash,))
+        return None if row is None else _rows.token(row)
+
+    async def list_tokens(self) -> list[Token]:
+        rows = await self._fetchall("SELECT * FROM tokens ORDER BY created_at", ())
+        return [_rows.token(row) for row in rows]
+
+    async def revoke_token(self, token_id: str, now: datetime) -> Token | None:
+        async def revoke(conn: Conn) -> DictRow | None:
+            await conn.execute(
+                "UPDATE tokens SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (now, token_id),
+            )
+            cursor = await conn.execute("SELECT * FROM tokens WHERE id = %s", (token_id,))
+            return await cursor.fetchone()
+
+        row = await self._run(revoke)
+        return None if row is None else _rows.token(row)
+
+    async def list_queues(self) -> list[QueueInfo]:
+        async def select(conn: Conn) -> tuple[list[DictRow], list[DictRow]]:
+            counts = await conn.execute(
+                "SELECT queue, state, COUNT(*) AS n FROM jobs GROUP BY queue, state"
+            )
+            paused = await conn.execute("SELECT name, paused FROM queues")
+            return await counts.fetchall(), await paused.fetchall()
+
+        count_rows, paused_rows = await self._run(select, snapshot=True)
+        counts: dict[str, dict[str, int]] = {}
+        for row in count_rows:
+            counts.setdefault(row["queue"], {})[row["state"]] = row["n"]
+        paused = {row["name"]: row["paused"] for row in paused_rows}
+        return [
+            QueueInfo(name=name, paused=paused.get(name, False), counts=counts.get(name, {}))
+            for name in sorted(counts.keys() | paused.keys())
+        ]
+
+    async def set_queue_paused(self, name: str, paused: bool, now: datetime) -> QueueInfo:
+        async def update(conn: Conn) -> QueueInfo:
+            await conn.execute(
+                "INSERT INTO queues (name, paused, updated_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused,"
+                " updated_at = excluded.updated_at",
+                (name, paused, now),
+            )
+            await self._notify(conn)
+            cursor = await conn.execute(
+                "SELECT state, COUNT(*) AS n FROM jobs WHERE queue = %s GROUP BY state", (name,)
+            )
+            counts = {row["state"]: row["n"] for row in await cursor.fetchall()}
+            return QueueInfo(name=name, paused=paused, counts=counts)
+
+        return await self._run(update)
+
+    async def _fetchone(self, sql: str, args: Sequence[Any]) -> DictRow | None:
+        async def fetch(conn: Conn) -> DictRow | None:
+            return await (await conn.execute(sql, args)).fetchone()
+
+        return await self._run(fetch, write=False)
+
+    async def _fetchall(self, sql: str, args: Sequence[Any]) -> list[DictRow]:
+        async def fetch(conn: Conn) -> list[DictRow]:
+            return await (await conn.execute(sql, args)).fetchall()
+
+        return await self._run(fetch, write=False)
+
+    # -- leadership -----------------------------------------------------------------------------
+
+    async def try_lead(self, role: str) -> bool:
+        """Hold (or take) the session-level advisory lock of ``role`` in this schema.
+
+        The lock lives on a connection of its own; when that connection dies (this process
+        crashed, the network was cut, PostgreSQL restarted) the server releases the lock and
+        another process takes over at its next try.
+        """
+        await self._open_pool()
+        key = zlib.crc32(f"{self._schema_key}:{role}".encode()) - (1 << 31)
+        conn = self._leaders.get(role)
+        try:
+            if conn is not None:
+                await conn.execute("SELECT 1")  # still connected, so still holding the lock
+                return True
+            conn = await self._connect()
+            cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LEADER_LOCK, key))
+            row = await cursor.fetchone()
+            if row is not None and row[0]:
+                self._leaders[role] = conn
+                return True
+            await conn.close()
+            return False
+        except psycopg.Error as error:
+            log.warning("lost the %s lock: %s", role, str(error).strip())
+            self._leaders.pop(role, None)
+            if conn is not None:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.close()
+            return False
+
+    # -- change notification --------------------------------------------------------------------
+
+    def change_token(self) -> int:
+        return self._signal.generation
+
+    async def wait_for_change(self, token: int, timeout: float) -> None:
+        if self._listener is None or self._listener.done():
+            await self._open_pool()
+            self._listener = asyncio.create_task(self._listen(), name="dockyard-listen")
+        await self._signal.wait(token, timeout)
+
+    async def _listen(self) -> None:
+        """Turn NOTIFYs on this schema's channel into change signals, reconnecting as needed."""
+        delay = 0.1
+        while True:
+            try:
+                conn = await self._connect()
+                async with conn:
+                    await conn.execute(f"LISTEN {self._channel}")
+                    self._listening = True
+                    delay = 0.1
+                    # Anything may have changed while no one listened.
+                    self._signal.notify()
+                    async for _ in conn.notifies():
+                        self._signal.notify()
+            except psycopg.Error as error:
+                log.warning("PostgreSQL listener: %s", str(error).strip())
+            finally:
+                self._listening = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def _claim(conn: Conn, request: ClaimRequest) -> list[Job]:
+    """Move up to ``request.limit`` runnable jobs to STARTING and open an attempt for each."""
+    (source,) = CLAIM.expected_from
+    args: list[Any] = [request.now]
+    queue_filter = ""
+    if request.queues is not None:
+        queue_filter = " AND j.queue = ANY(%s)"
+        args.append(list(request.queues))
+    args += [request.limit, request.worker_id, request.lease_until, request.now, request.worker_id]
+    cursor = await conn.execute(
+        "WITH picked AS (SELECT j.seq FROM jobs j"
+        f" WHERE j.state = '{source.value}' AND j.not_before <= %s{queue_filter}"
+        f" AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
+        " ORDER BY j.priority DESC, j.seq LIMIT %s FOR UPDATE SKIP LOCKED),"
+        f" claimed AS (UPDATE jobs SET state = '{CLAIM.to.value}', worker_id = %s,"
+        " lease_expires_at = %s, status_reason = NULL, attempt_count = attempt_count + 1,"
+        " attempts_used = attempts_used + 1 FROM picked WHERE jobs.seq = picked.seq"
+        " RETURNING jobs.*),"
+        " opened AS (INSERT INTO attempts (job_id, number, claimed_at, worker_id)"
+        " SELECT id, attempt_count, %s, %s FROM claimed)"
+        " SELECT * FROM claimed ORDER BY priority DESC, seq",
+        args,
+    )
+    return [_rows.job(row) for row in await cursor.fetchall()]
+
+
+async def _apply_all(conn: Conn, transitions: Sequence[Transition]) -> list[bool]:
+    """Every transition's guarded write in one pipeline: one round trip for the whole batch."""
+    cursors: list[AsyncCursor[DictRow]] = []
+    async with conn.pipeline() as pipeline:
+        for transition in transitions:
+            cursor = conn.cursor()
+            await _apply_one(conn, cursor, transition)
+            cursors.append(cursor)
+        await pipeline.sync()
+    return [cursor.rowcount == 1 for cursor in cursors]
+
+
+async def _apply_one(conn: Conn, cursor: AsyncCursor[DictRow], transition: Transition) -> None:
+    sets = ["state = %s", "status_reason = %s"]
+    args: list[Any] = [transition.to.value, transition.reason]
+    for column, value in transition.updates.items():
+        if column not in _UPDATABLE:
+            raise ValueError(f"transition may not set {column}")
+        sets.append(f"{column} = %s")
+        args.append(Jsonb(value) if column in _JSON_COLUMNS and value is not None else value)
+    where = "id = %s AND state = ANY(%s)"
+    args += [transition.job_id, sorted(transition.expected_from)]
+    if transition.expected_worker is not None:
+        where += " AND worker_id = %s"
+        args.append(transition.expected_worker)
+    if transition.lease_expired_before is not None:
+        where += " AND lease_expires_at < %s"
+        args.append(transition.lease_expired_before)
+    await cursor.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE {where}", args)
+    end = transition.attempt_end
+    if end is not None:
+        # An attempt is closed once: by its worker, or first by a cancel or a rescue.
+        await conn.execute(
+            "UPDATE attempts SET stopped_at = %s, exit_code = %s, reason = %s,"
+            " status_reason = %s, counted = %s"
+            " WHERE job_id = %s AND number = %s AND stopped_at IS NULL",
+            (
+                end.stopped_at,
+                end.exit_code,
+                end.reason,
+                end.status_reason,
+                end.counted,
+                transition.job_id,
+                end.number,
+            ),
+        )
+    if transition.attempt_started_at is not None:
+        # Runs after the job's update in the same transaction: it finds the job RUNNING only
+        # if the start applied, and the attempt still open only if no cancel closed it.
+        await conn.execute(
+            "UPDATE attempts a SET started_at = %s FROM jobs j WHERE j.id = %s"
+            " AND j.state = 'RUNNING' AND a.job_id = j.id AND a.number = j.attempt_count"
+            " AND a.started_at IS NULL AND a.stopped_at IS NULL",
+            (transition.attempt_started_at, transition.job_id),
+        )

@@ -1,0 +1,121 @@
+"""Rows to records, shared by the backends: each says how it stores times and JSON, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from dockyard.domain.definitions import parse_definition
+from dockyard.domain.documents import parse_overrides
+from dockyard.domain.records import Attempt, Definition, Job, JobId, NewJob
+from dockyard.domain.states import DefinitionStatus, JobState
+from dockyard.domain.tokens import Role, Token
+
+__all__ = ["RowReader", "new_job_record"]
+
+
+class Row(Protocol):
+    """A row read by column name (``sqlite3.Row``, psycopg's ``dict_row``)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RowReader:
+    """Builds records from a backend's rows, given how it decodes a time and a JSON column."""
+
+    time: Callable[[Any], datetime]
+    json: Callable[[Any], Any]
+
+    def maybe_time(self, value: Any) -> datetime | None:
+        return None if value is None else self.time(value)
+
+    def maybe_json(self, value: Any) -> Any:
+        return None if value is None else self.json(value)
+
+    def definition(self, row: Row) -> Definition:
+        document = self.json(row["document"])
+        return Definition(
+            name=row["name"],
+            revision=row["revision"],
+            status=DefinitionStatus(row["status"]),
+            created_at=self.time(row["created_at"]),
+            spec=parse_definition({k: v for k, v in document.items() if k != "name"}),
+        )
+
+    def job(self, row: Row, attempts: tuple[Attempt, ...] = ()) -> Job:
+        return Job(
+            id=JobId(row["id"]),
+            name=row["name"],
+            definition_name=row["definition_name"],
+            definition_revision=row["definition_revision"],
+            state=JobState(row["state"]),
+            status_reason=row["status_reason"],
+            queue=row["queue"],
+            group_key=row["group_key"],
+            priority=row["priority"],
+            idempotency_key=row["idempotency_key"],
+            payload=self.maybe_json(row["payload"]),
+            overrides=parse_overrides(self.json(row["overrides"])),
+            parameters=self.json(row["parameters"]),
+            max_attempts=row["max_attempts"],
+            attempt_count=row["attempt_count"],
+            attempts_used=row["attempts_used"],
+            created_at=self.time(row["created_at"]),
+            not_before=self.time(row["not_before"]),
+            started_at=self.maybe_time(row["started_at"]),
+            stopped_at=self.maybe_time(row["stopped_at"]),
+            worker_id=row["worker_id"],
+            lease_expires_at=self.maybe_time(row["lease_expires_at"]),
+            exit_code=row["exit_code"],
+            result=self.maybe_json(row["result"]),
+            attempts=attempts,
+        )
+
+    def attempt(self, row: Row) -> Attempt:
+        return Attempt(
+            number=row["number"],
+            worker_id=row["worker_id"],
+            started_at=self.maybe_time(row["started_at"]),
+            stopped_at=self.maybe_time(row["stopped_at"]),
+            exit_code=row["exit_code"],
+            reason=row["reason"],
+            status_reason=row["status_reason"],
+            counted=bool(row["counted"]),
+        )
+
+    def token(self, row: Row) -> Token:
+        return Token(
+            id=row["id"],
+            name=row["name"],
+            role=Role(row["role"]),
+            created_at=self.time(row["created_at"]),
+            revoked_at=self.maybe_time(row["revoked_at"]),
+        )
+
+
+def new_job_record(job: NewJob, *, payload: Any, created_at: datetime, not_before: datetime) -> Job:
+    """The job that inserting ``job`` creates, as the backend would read it back (``payload`` and
+    the times as it stores them), without a round trip."""
+    return Job(
+        id=job.id,
+        name=job.name,
+        definition_name=job.definition_name,
+        definition_revision=job.definition_revision,
+        state=JobState.RUNNABLE,
+        status_reason=None,
+        queue=job.queue,
+        group_key=job.group_key,
+        priority=job.priority,
+        idempotency_key=job.idempotency_key,
+        payload=payload,
+        overrides=job.overrides,
+        parameters=dict(job.parameters),
+        max_attempts=job.max_attempts,
+        attempt_count=0,
+        attempts_used=0,
+        created_at=created_at,
+        not_before=not_before,
+    )
