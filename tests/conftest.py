@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "DOCKYARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-#: Schemas of test runs start with this; a run drops its own, and the next run any left over.
+#: Schemas of test runs are named ``<prefix><pid>_<random>``; a run drops its own, and the next
+#: run drops those of runs that died (runs side by side leave each other's alone).
 TEST_SCHEMA_PREFIX = "dy_test_"
 
 
@@ -194,6 +195,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", ["sqlite"] if only_sqlite else ["sqlite", "postgres"])
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def with_schema(url: str, schema: str) -> str:
     """``url`` with ``schema`` first on its search_path (a libpq ``options`` parameter)."""
     return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
@@ -206,12 +217,14 @@ def postgres_server() -> str:
 
     try:
         with psycopg.connect(POSTGRES_URL, connect_timeout=5, autocommit=True) as conn:
-            stale = conn.execute(
+            schemas = conn.execute(
                 "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
                 (TEST_SCHEMA_PREFIX + "%",),
             ).fetchall()
-            for (schema,) in stale:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            for (schema,) in schemas:
+                owner = schema.removeprefix(TEST_SCHEMA_PREFIX).split("_")[0]
+                if not (owner.isdigit() and _pid_alive(int(owner))):  # left by a run that died
+                    conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     except psycopg.Error as error:
         reason = (
             f"PostgreSQL is unreachable at {POSTGRES_URL} ({error}); start it or set"
@@ -228,7 +241,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     """A URL whose search_path is a new, empty schema, dropped after the test."""
     import psycopg
 
-    schema = f"{TEST_SCHEMA_PREFIX}{uuid.uuid4().hex[:12]}"
+    schema = f"{TEST_SCHEMA_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     yield with_schema(postgres_server, schema)

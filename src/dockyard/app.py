@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from dockyard.domain import transitions
@@ -32,7 +33,7 @@ from dockyard.domain.tokens import Token, generate_secret, hash_secret, parse_ro
 from dockyard.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from dockyard.executors import Executor, ProcessExecutor, PythonExecutor
 from dockyard.logs import LocalLogStore
-from dockyard.runtime import Worker, WorkerConfig
+from dockyard.runtime import Maintenance, MaintenanceConfig, Worker, WorkerConfig
 from dockyard.settings import Settings
 from dockyard.storage import JobQuery, QueueInfo, Storage, WorkerInfo, open_storage
 
@@ -297,6 +298,14 @@ class Dockyard:
             clock=self.clock,
             config=config,
             rng=rng,
+            maintenance=self.maintenance(rng=rng),
+        )
+
+    def maintenance(self, *, rng: random.Random | None = None) -> Maintenance:
+        """The leader-elected maintenance service (every worker runs one beside it)."""
+        config = MaintenanceConfig(retention=timedelta(days=self.settings.retention_days))
+        return Maintenance(
+            storage=self.storage, logs=self.logs, clock=self.clock, config=config, rng=rng
         )
 
     async def run_worker(self, config: WorkerConfig, *, handle_signals: bool = True) -> Worker:

@@ -4,6 +4,7 @@ The file is ``<home>/config.toml`` (optional)::
 
     url = "sqlite:////var/lib/dockyard/dockyard.db"
     log_dir = "/var/log/dockyard"
+    retention_days = 7
 
 Nothing else in Dockyard reads the environment for its configuration.
 """
@@ -26,7 +27,9 @@ ENVIRONMENT = {
     "url": "DOCKYARD_URL",
     "log_dir": "DOCKYARD_LOG_DIR",
     "token": "DOCKYARD_TOKEN",
+    "retention_days": "DOCKYARD_RETENTION_DAYS",
 }
+DEFAULT_RETENTION_DAYS = 7.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +42,8 @@ class Settings:
     log_dir: Path
     #: The bearer token for a server URL; ``<home>/token`` when not given.
     token: str | None = None
+    #: Finished jobs are pruned (with their attempts and logs) this many days after they end.
+    retention_days: float = DEFAULT_RETENTION_DAYS
 
     @property
     def is_server(self) -> bool:
@@ -66,6 +71,7 @@ class Settings:
         url: str | None = None,
         log_dir: str | Path | None = None,
         token: str | None = None,
+        retention_days: float | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
@@ -74,21 +80,43 @@ class Settings:
         url = (
             url
             or env.get("DOCKYARD_URL")
-            or file.get("url")
+            or str(file.get("url") or "")
             or f"sqlite:///{home_path / 'dockyard.db'}"
         )
         log_dir = (
-            log_dir or env.get("DOCKYARD_LOG_DIR") or file.get("log_dir") or home_path / "logs"
+            log_dir
+            or env.get("DOCKYARD_LOG_DIR")
+            or str(file.get("log_dir") or "")
+            or home_path / "logs"
+        )
+        retention = _positive(
+            "retention_days",
+            retention_days
+            if retention_days is not None
+            else env.get("DOCKYARD_RETENTION_DAYS") or file.get("retention_days"),
         )
         return cls(
             home=home_path,
             url=str(url),
             log_dir=Path(log_dir).expanduser(),
             token=token or env.get("DOCKYARD_TOKEN") or None,
+            retention_days=DEFAULT_RETENTION_DAYS if retention is None else retention,
         )
 
 
-def _read_config(path: Path) -> dict[str, str]:
+def _positive(name: str, value: object) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValidationError(name, f"must be a number of days, not {value!r}") from None
+    if not number > 0:
+        raise ValidationError(name, "must be more than 0")
+    return number
+
+
+def _read_config(path: Path) -> dict[str, object]:
     try:
         with path.open("rb") as file:
             data = tomllib.load(file)
@@ -97,6 +125,15 @@ def _read_config(path: Path) -> dict[str, str]:
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise ValidationError(str(path), f"is not a readable TOML file: {error}") from None
     for key, value in data.items():
-        if key not in ("url", "log_dir") or not isinstance(value, str):
-            raise ValidationError(f"{path}: {key}", "unknown setting or not a string")
+        kinds = _FILE_SETTINGS.get(key)
+        if kinds is None or not isinstance(value, kinds) or isinstance(value, bool):
+            raise ValidationError(f"{path}: {key}", "unknown setting or of the wrong type")
     return data
+
+
+#: What ``config.toml`` may set, and the TOML types each takes.
+_FILE_SETTINGS: dict[str, tuple[type, ...]] = {
+    "url": (str,),
+    "log_dir": (str,),
+    "retention_days": (int, float),
+}

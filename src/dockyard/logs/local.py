@@ -8,6 +8,7 @@ that says how many bytes were dropped. Memory therefore stays under the cap what
 
 from __future__ import annotations
 
+import shutil
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
@@ -96,3 +97,9 @@ class LocalLogStore:
                 return file.read(-1 if limit is None else limit)
         except FileNotFoundError:
             return b""
+
+    def remove(self, job_id: str) -> None:
+        folder = self.root / job_id
+        if "/" in job_id or job_id.startswith("."):
+            raise ValidationError("job_id", "must not contain '/' or start with '.'")
+        shutil.rmtree(folder, ignore_errors=True)

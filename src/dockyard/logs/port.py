@@ -25,3 +25,7 @@ class LogStore(Protocol):
     ) -> bytes:
         """Up to ``limit`` bytes (None: all) from ``offset``; empty when there is nothing (yet)."""
         ...
+
+    def remove(self, job_id: str) -> None:
+        """Forget every attempt's log of ``job_id`` (the job was pruned); no error if none."""
+        ...

@@ -2,10 +2,11 @@
 
 One asyncio loop drives everything. Jobs are claimed up to the free slots in one call; each runs
 in its own task; the outcome an executor returns becomes a transition in one place
-(:func:`dockyard.domain.transitions.after_outcome`). A side task renews leases, notices jobs that
-were cancelled (or taken over) and stops them, and rescues jobs whose worker died. The worker
-sleeps until storage reports a change, a slot frees up, or the next delayed job is due, with a
-polling fallback so that a lost wake-up costs latency, never a job.
+(:func:`dockyard.domain.transitions.after_outcome`). A side task renews leases and notices jobs
+that were cancelled (or taken over) and stops them; another runs the maintenance service
+(:mod:`dockyard.runtime.maintenance`), which rescues jobs whose worker died when this worker
+leads. The worker sleeps until storage reports a change, a slot frees up, or the next delayed job
+is due, with a polling fallback so that a lost wake-up costs latency, never a job.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId
 from dockyard.domain.states import JobState
 from dockyard.executors.port import ExecutionContext, Executor
 from dockyard.logs.port import LogStore
+from dockyard.runtime.maintenance import Maintenance
 from dockyard.storage.port import ClaimRequest, Heartbeat, Storage, WorkerInfo
 
 __all__ = ["Worker", "WorkerConfig"]
@@ -82,8 +84,10 @@ class Worker:
         clock: Clock,
         config: WorkerConfig,
         rng: random.Random | None = None,
+        maintenance: Maintenance | None = None,
     ) -> None:
         self.config = config
+        self.maintenance = maintenance
         self.id = config.worker_id
         self._storage = storage
         self._executors = executors
@@ -113,15 +117,18 @@ class Worker:
     async def run(self) -> None:
         self._started_at = self._clock.now()
         await self._storage.register_worker(self._info())
-        monitor = asyncio.create_task(self._monitor())
+        helpers = [asyncio.create_task(self._monitor())]
+        if self.maintenance is not None:
+            helpers.append(asyncio.create_task(self.maintenance.run()))
         self.started.set()
         try:
             await self._claim_loop()
         finally:
             await self._shut_down()
-            monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await monitor
+            for helper in helpers:
+                helper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await helper
             await self._storage.register_worker(replace(self._info(), stopped_at=self._clock.now()))
             self.stopped.set()
 
@@ -283,11 +290,11 @@ class Worker:
                 self._launch(job)
 
     async def _monitor(self) -> None:
-        """Renew leases, stop jobs that are no longer ours, and rescue jobs of dead workers."""
+        """Renew leases and stop jobs that are no longer ours."""
         config = self.config
         loop = asyncio.get_running_loop()
         renew_every = config.lease_seconds / 3
-        next_renewal = next_rescue = loop.time()
+        next_renewal = loop.time()
         while True:
             try:
                 renew = loop.time() >= next_renewal
@@ -295,9 +302,6 @@ class Worker:
                     next_renewal = loop.time() + renew_every
                 if self._running or renew:
                     await self._check_running(renew)
-                if loop.time() >= next_rescue:
-                    next_rescue = loop.time() + config.lease_seconds / 2
-                    await self._rescue_expired()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -315,17 +319,6 @@ class Worker:
             running = self._running.get(job_id)
             if running is not None:
                 running.cancelled.set()
-
-    async def _rescue_expired(self) -> None:
-        now = self._clock.now()
-        expired = await self._storage.expired_leases(now, limit=100)
-        rescues = []
-        for job in expired:
-            definition = await self._definition(job)
-            rescues.append(transitions.rescue(job, definition.spec.retry, now=now, rng=self._rng))
-        if rescues:
-            await self._storage.apply(rescues)
-            log.warning("rescued %d job(s) whose worker stopped renewing its lease", len(rescues))
 
     async def _shut_down(self) -> None:
         tasks = [running.task for running in self._running.values() if running.task is not None]

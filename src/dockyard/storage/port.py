@@ -165,6 +165,19 @@ class Storage(Protocol):
         """When the earliest job that waits for its not-before time becomes runnable."""
         ...
 
+    async def prune_finished(self, before: datetime, limit: int) -> list[JobId]:
+        """Delete up to ``limit`` jobs that finished before ``before``, oldest first, with their
+        attempts; return their ids."""
+        ...
+
+    async def try_lead(self, role: str) -> bool:
+        """Take or keep the leadership of ``role`` among every process sharing this store.
+
+        True while this process holds it. A process that dies loses it at once (a lock the
+        operating system or the database server releases), and the next caller takes over.
+        """
+        ...
+
     async def register_worker(self, worker: WorkerInfo) -> None: ...
 
     async def list_workers(self) -> list[WorkerInfo]: ...

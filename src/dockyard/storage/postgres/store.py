@@ -176,25 +176,33 @@ class PostgresStorage:
         several statements asks for a ``snapshot``: one REPEATABLE READ transaction, so a job and
         its attempts are read as of one moment.
         """
+
+        async def once() -> T:
+            pool = await self._open_pool()
+            async with pool.connection() as conn:
+                if snapshot:
+                    async with conn.transaction():
+                        await conn.execute(
+                            "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                        )
+                        return await fn(conn)
+                if not write:
+                    return await fn(conn)
+                async with conn.transaction():
+                    result = await fn(conn)
+            self._signal.notify()
+            return result
+
+        return await self._retrying(once)
+
+    async def _retrying(self, once: Callable[[], Awaitable[T]]) -> T:
+        """``once()``, again with backoff after a lost connection, for up to RECONNECT_SECONDS."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RECONNECT_SECONDS
         delay = 0.05
         while True:
             try:
-                pool = await self._open_pool()
-                async with pool.connection() as conn:
-                    if snapshot:
-                        async with conn.transaction():
-                            await conn.execute(
-                                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-                            )
-                            return await fn(conn)
-                    if not write:
-                        return await fn(conn)
-                    async with conn.transaction():
-                        result = await fn(conn)
-                self._signal.notify()
-                return result
+                return await once()
             except psycopg.Error as error:
                 if not _retryable(error) or loop.time() + delay > deadline:
                     raise StorageError(f"PostgreSQL: {error}") from error
@@ -212,10 +220,7 @@ class PostgresStorage:
             async with conn:
                 return await apply_migrations(conn)
 
-        try:
-            return await migrate()
-        except psycopg.Error as error:
-            raise StorageError(f"PostgreSQL: {error}") from error
+        return await self._retrying(migrate)
 
     async def close(self) -> None:
         if self._listener is not None:

@@ -11,7 +11,9 @@ which costs no disk read, so an idle worker wakes within one poll interval of a 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -108,6 +110,7 @@ class SQLiteStorage:
         self._signal = ChangeSignal()
         self._data_version = 0
         self._lock = threading.Lock()
+        self._leads: dict[str, int] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -154,6 +157,9 @@ class SQLiteStorage:
         if self._db is not None:
             await self._run(close)
         self._thread.shutdown(wait=True)
+        for fd in self._leads.values():
+            os.close(fd)  # releases the flock
+        self._leads.clear()
 
     # -- definitions ----------------------------------------------------------------------------
 
@@ -394,6 +400,33 @@ class SQLiteStorage:
         sql += " ORDER BY j.not_before LIMIT 1"
         row = await self._run(lambda db: db.execute(sql, args).fetchone())
         return None if row is None else _dt(row[0])
+
+    async def prune_finished(self, before: datetime, limit: int) -> list[JobId]:
+        sql = (
+            "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs INDEXED BY jobs_finished"
+            f" WHERE state IN ({_TERMINAL_SQL}) AND stopped_at < ? ORDER BY stopped_at LIMIT ?)"
+            " RETURNING id"
+        )
+
+        def prune(db: sqlite3.Connection) -> list[JobId]:
+            with self._write(db):
+                return [JobId(row[0]) for row in db.execute(sql, (before.timestamp(), limit))]
+
+        return await self._run(prune)
+
+    async def try_lead(self, role: str) -> bool:
+        """An exclusive ``flock`` on ``<store>.<role>.lock``, held while this process lives."""
+        if role in self._leads:
+            return True
+        lock = self.path.with_name(f"{self.path.name}.{role}.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._leads[role] = fd
+        return True
 
     # -- workers --------------------------------------------------------------------------------
 

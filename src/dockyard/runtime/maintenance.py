@@ -1,0 +1,132 @@
+"""The maintenance service: one leader among all processes rescues lost jobs and prunes history.
+
+Every worker runs one; :meth:`Storage.try_lead` makes one of them the leader (an advisory lock on
+PostgreSQL, a file lock on SQLite), and when the leader dies the next one takes over within an
+interval. The leader
+
+- **rescues** jobs whose lease expired (their worker died or lost the network): each becomes a
+  lost attempt through :func:`dockyard.domain.transitions.rescue`, a write guarded by the state,
+  the worker and the lease it read, so a worker that renewed meanwhile keeps its job;
+- **prunes** jobs that finished more than ``retention`` ago, oldest first, in small batches (each
+  its own short transaction, so claims never wait behind a long delete), with their logs.
+
+Both are safe to run twice at once, so a brief overlap of two leaders during a failover costs
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from dockyard.domain import transitions
+from dockyard.domain.clock import Clock
+from dockyard.domain.records import Job
+from dockyard.domain.retry import RetryPolicy
+from dockyard.logs.port import LogStore
+from dockyard.storage.port import Storage
+
+__all__ = ["Maintenance", "MaintenanceConfig", "MaintenanceReport"]
+
+log = logging.getLogger("dockyard.maintenance")
+
+ROLE = "maintenance"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceConfig:
+    #: Finished jobs are kept this long, then pruned with their attempts and logs.
+    retention: timedelta = timedelta(days=7)
+    #: How often the leader looks (and a follower tries to lead).
+    interval_seconds: float = 1.0
+    #: Jobs per rescue or prune transaction.
+    batch_size: int = 500
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaintenanceReport:
+    rescued: int = 0
+    pruned: int = 0
+
+
+class Maintenance:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        logs: LogStore,
+        clock: Clock,
+        config: MaintenanceConfig,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._storage = storage
+        self._logs = logs
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._policies: dict[tuple[str, int], RetryPolicy] = {}
+        self.leading = False
+
+    async def run(self) -> None:
+        """Until cancelled: lead when possible, and then keep the store tidy."""
+        while True:
+            try:
+                leading = await self._storage.try_lead(ROLE)
+                if leading != self.leading:
+                    log.info("%s the maintenance leadership", "took" if leading else "lost")
+                    self.leading = leading
+                if leading:
+                    await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("maintenance failed; trying again")
+            await asyncio.sleep(self.config.interval_seconds)
+
+    async def run_once(self) -> MaintenanceReport:
+        """One pass, whether or not this process leads (tests and ``dockyard`` admin use it)."""
+        return MaintenanceReport(rescued=await self.rescue_expired(), pruned=await self.prune())
+
+    async def rescue_expired(self) -> int:
+        """Rescue every job whose lease has expired; return how many were rescued."""
+        rescued = 0
+        while True:
+            now = self._clock.now()
+            expired = await self._storage.expired_leases(now, limit=self.config.batch_size)
+            if not expired:
+                return rescued
+            rescues = [
+                transitions.rescue(job, await self._policy(job), now=now, rng=self._rng)
+                for job in expired
+            ]
+            applied = sum(await self._storage.apply(rescues))
+            rescued += applied
+            log.warning("rescued %d job(s) whose worker stopped renewing its lease", applied)
+            if len(expired) < self.config.batch_size or not applied:
+                return rescued
+
+    async def prune(self) -> int:
+        """Delete jobs finished before the retention period, batch by batch; return how many."""
+        before = self._clock.now() - self.config.retention
+        pruned = 0
+        while True:
+            ids = await self._storage.prune_finished(before, self.config.batch_size)
+            for job_id in ids:
+                self._logs.remove(job_id)
+            pruned += len(ids)
+            if len(ids) < self.config.batch_size:
+                if pruned:
+                    log.info("pruned %d job(s) finished before %s", pruned, before.isoformat())
+                return pruned
+
+    async def _policy(self, job: Job) -> RetryPolicy:
+        key = (job.definition_name, job.definition_revision)
+        policy = self._policies.get(key)
+        if policy is None:
+            definition = await self._storage.get_definition(*key)
+            policy = RetryPolicy() if definition is None else definition.spec.retry
+            self._policies[key] = policy
+        return policy
