@@ -133,6 +133,8 @@ class PostgresStorage:
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
         self._leaders: dict[str, AsyncConnection[Any]] = {}
+        #: Set by the first verb that succeeds; from then on a lost connection is retried.
+        self._reached = False
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -202,9 +204,14 @@ class PostgresStorage:
         delay = 0.05
         while True:
             try:
-                return await once()
+                result = await once()
+                self._reached = True
+                return result
             except psycopg.Error as error:
-                if not _retryable(error) or loop.time() + delay > deadline:
+                # Before the store was ever reached, a failure is a wrong URL, a missing database
+                # or a server that is not there: said at once, not waited out.
+                give_up = not self._reached or loop.time() + delay > deadline
+                if give_up or not _retryable(error):
                     raise StorageError(f"PostgreSQL: {error}") from error
                 log.warning("PostgreSQL: %s; retrying in %.2fs", str(error).strip(), delay)
                 await asyncio.sleep(delay)
@@ -681,8 +688,9 @@ class PostgresStorage:
             delay = min(delay * 2, 2.0)
 
 
-async def _claim(conn: Conn, request: ClaimRequest) -> list[Job]:
-    """Move up to ``request.limit`` runnable jobs to STARTING and open an attempt for each."""
+def claim_sql(request: ClaimRequest) -> tuple[str, list[Any]]:
+    """The claim: lock up to ``limit`` claimable jobs in claim order, skipping rows other
+    workers hold, move them to STARTING and open their attempts, in one statement."""
     (source,) = CLAIM.expected_from
     args: list[Any] = [request.now]
     queue_filter = ""
@@ -690,7 +698,7 @@ async def _claim(conn: Conn, request: ClaimRequest) -> list[Job]:
         queue_filter = " AND j.queue = ANY(%s)"
         args.append(list(request.queues))
     args += [request.limit, request.worker_id, request.lease_until, request.now, request.worker_id]
-    cursor = await conn.execute(
+    sql = (
         "WITH picked AS (SELECT j.seq FROM jobs j"
         f" WHERE j.state = '{source.value}' AND j.not_before <= %s{queue_filter}"
         f" AND {_GROUP_HEAD} AND {_NOT_PAUSED}"
@@ -701,9 +709,14 @@ async def _claim(conn: Conn, request: ClaimRequest) -> list[Job]:
         " RETURNING jobs.*),"
         " opened AS (INSERT INTO attempts (job_id, number, claimed_at, worker_id)"
         " SELECT id, attempt_count, %s, %s FROM claimed)"
-        " SELECT * FROM claimed ORDER BY priority DESC, seq",
-        args,
+        " SELECT * FROM claimed ORDER BY priority DESC, seq"
     )
+    return sql, args
+
+
+async def _claim(conn: Conn, request: ClaimRequest) -> list[Job]:
+    """Move up to ``request.limit`` runnable jobs to STARTING and open an attempt for each."""
+    cursor = await conn.execute(*claim_sql(request))
     return [_rows.job(row) for row in await cursor.fetchall()]
 
 
