@@ -133,6 +133,7 @@ class PostgresStorage:
         self._listener: asyncio.Task[None] | None = None
         self._listening = False
         self._leaders: dict[str, AsyncConnection[Any]] = {}
+        self._leading: set[str] = set()
         #: Set by the first verb that succeeds; from then on a lost connection is retried.
         self._reached = False
 
@@ -238,6 +239,7 @@ class PostgresStorage:
         for conn in self._leaders.values():
             await conn.close()
         self._leaders.clear()
+        self._leading.clear()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -628,28 +630,31 @@ class PostgresStorage:
     async def try_lead(self, role: str) -> bool:
         """Hold (or take) the session-level advisory lock of ``role`` in this schema.
 
-        The lock lives on a connection of its own; when that connection dies (this process
+        Each process keeps one connection per role for this, whether it leads or not (no
+        connection churn from followers). When the leader's connection dies (the process
         crashed, the network was cut, PostgreSQL restarted) the server releases the lock and
-        another process takes over at its next try.
+        another process takes it at its next try.
         """
         await self._open_pool()
         key = zlib.crc32(f"{self._schema_key}:{role}".encode()) - (1 << 31)
         conn = self._leaders.get(role)
         try:
-            if conn is not None:
+            if conn is None or conn.closed:
+                conn = self._leaders[role] = await self._connect()
+            if role in self._leading:
                 await conn.execute("SELECT 1")  # still connected, so still holding the lock
                 return True
-            conn = await self._connect()
             cursor = await conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LEADER_LOCK, key))
             row = await cursor.fetchone()
             if row is not None and row[0]:
-                self._leaders[role] = conn
+                self._leading.add(role)
                 return True
-            await conn.close()
             return False
         except psycopg.Error as error:
-            log.warning("lost the %s lock: %s", role, str(error).strip())
-            self._leaders.pop(role, None)
+            if role in self._leading:
+                log.warning("lost the %s lock: %s", role, str(error).strip())
+            self._leading.discard(role)
+            conn = self._leaders.pop(role, None)
             if conn is not None:
                 with contextlib.suppress(psycopg.Error):
                     await conn.close()
