@@ -131,6 +131,10 @@ def test_one_leader_at_a_time_and_the_next_takes_over(settings: Settings) -> Non
             seen.append(await second.storage.try_lead("maintenance"))
             seen.append(await first.storage.try_lead("maintenance"))  # still holds it
             await first.close()
+            # The server releases the lock once it has seen the session end: within moments.
+            async with asyncio.timeout(10):
+                while not await second.storage.try_lead("maintenance"):
+                    await asyncio.sleep(0.05)
             seen.append(await second.storage.try_lead("maintenance"))
             return seen
         finally:

@@ -20,7 +20,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dockyard.domain import transitions
@@ -65,6 +65,8 @@ class _Running:
     #: Set at shutdown: the attempt is handed back instead of being judged.
     hand_back: bool = False
     task: asyncio.Task[None] | None = None
+    #: Until when the store holds the job for this worker, as far as this worker knows.
+    lease_until: datetime | None = None
 
 
 def _stop_unless_started(start: asyncio.Future[bool], running: _Running) -> None:
@@ -188,7 +190,7 @@ class Worker:
                 wait.cancel()
 
     def _launch(self, job: Job) -> None:
-        running = _Running(job=job)
+        running = _Running(job=job, lease_until=job.lease_expires_at)
         running.task = asyncio.create_task(self._execute(running), name=f"job-{job.id}")
         self._running[job.id] = running
 
@@ -306,18 +308,46 @@ class Worker:
                 raise
             except Exception:
                 log.exception("worker monitor failed; retrying")
+            self._fence()
             await asyncio.sleep(config.check_seconds)
 
     async def _check_running(self, renew: bool) -> None:
         now = self._clock.now()
         lease_until = now + timedelta(seconds=self.config.lease_seconds) if renew else None
         ids = tuple(self._running)
-        lost = await self._storage.heartbeat(
-            Heartbeat(worker_id=self.id, job_ids=ids, now=now, lease_until=lease_until)
-        )
-        for job_id in lost:
+        beat = Heartbeat(worker_id=self.id, job_ids=ids, now=now, lease_until=lease_until)
+        # A renewal still unanswered when a lease runs out comes too late: stop waiting for it
+        # (the store may be unreachable, the call hanging), so that _fence can act in time.
+        leases = [r.lease_until for r in self._running.values() if r.lease_until is not None]
+        timeout = None
+        if leases:
+            timeout = max((min(leases) - now).total_seconds() - self._fence_margin, 0.1)
+        lost = await asyncio.wait_for(self._storage.heartbeat(beat), timeout)
+        for job_id in ids:
             running = self._running.get(job_id)
-            if running is not None:
+            if running is None:
+                continue
+            if job_id in lost:
+                running.cancelled.set()
+            elif lease_until is not None:
+                running.lease_until = lease_until
+
+    @property
+    def _fence_margin(self) -> float:
+        return min(2 * self.config.check_seconds, self.config.lease_seconds / 3)
+
+    def _fence(self) -> None:
+        """Stop the jobs whose lease runs out before this worker could renew it.
+
+        Another worker rescues such a job and runs it again: stopping ours first keeps one
+        job from running twice at once on two hosts (this one cut off from the store).
+        """
+        deadline = self._clock.now() + timedelta(seconds=self._fence_margin)
+        for running in self._running.values():
+            expiring = running.lease_until is not None and running.lease_until <= deadline
+            if expiring and not running.cancelled.is_set():
+                log.warning("could not renew the lease of job %s; stopping it", running.job.id)
+                running.hand_back = True
                 running.cancelled.set()
 
     async def _shut_down(self) -> None:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -69,6 +70,26 @@ RECONNECT_SECONDS = 60.0
 POOL_MAX_SIZE = 8
 #: Advisory lock ``classid`` of leadership locks; the ``objid`` names the role and the schema.
 LEADER_LOCK = 0x0D0C_1EAD
+
+#: A peer that stops answering (a host cut off the network, a frozen process) is given up after
+#: about this long, on both ends: the client's calls fail (and are retried) instead of hanging
+#: for the kernel's 15 minutes, and the server ends the session and releases its locks.
+DEAD_PEER_SECONDS = 10
+_CLIENT_DEAD_PEER: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": DEAD_PEER_SECONDS // 2,
+    "keepalives_interval": 1,
+    "keepalives_count": DEAD_PEER_SECONDS // 2,
+    "tcp_user_timeout": DEAD_PEER_SECONDS * 1000,
+}
+#: Run on every new connection: times in UTC, and the server's end of the dead-peer timeouts.
+_CONFIGURE_SESSION = (
+    "SELECT set_config('TimeZone', 'UTC', false),"
+    f" set_config('tcp_keepalives_idle', '{DEAD_PEER_SECONDS // 2}', false),"
+    " set_config('tcp_keepalives_interval', '1', false),"
+    f" set_config('tcp_keepalives_count', '{DEAD_PEER_SECONDS // 2}', false),"
+    f" set_config('tcp_user_timeout', '{DEAD_PEER_SECONDS * 1000}', false)"
+)
 
 _ACTIVE = sorted(ACTIVE_STATES)
 _TERMINAL = sorted(TERMINAL_STATES)
@@ -126,6 +147,8 @@ class PostgresStorage:
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
+        # What the URL says wins; the dead-peer defaults fill in what it leaves out.
+        self._dsn = make_conninfo(**{**_CLIENT_DEAD_PEER, **conninfo_to_dict(conninfo)})
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._signal = ChangeSignal()
         self._channel = ""
@@ -140,10 +163,13 @@ class PostgresStorage:
     # -- plumbing -------------------------------------------------------------------------------
 
     async def _configure(self, conn: AsyncConnection[Any]) -> None:
-        await conn.execute("SET TIME ZONE 'UTC'")
+        # The server's end of the dead-peer timeouts: a session whose client vanished ends
+        # (releasing its locks, such as a leadership) after about DEAD_PEER_SECONDS instead of
+        # the system's 2 hours.
+        await conn.execute(_CONFIGURE_SESSION)
 
     async def _connect(self, **kwargs: Any) -> AsyncConnection[Any]:
-        conn = await AsyncConnection.connect(self.conninfo, autocommit=True, **kwargs)
+        conn = await AsyncConnection.connect(self._dsn, autocommit=True, **kwargs)
         await self._configure(conn)
         return conn
 
@@ -158,7 +184,7 @@ class PostgresStorage:
             self._channel = f"dockyard_{schema_key:08x}"
             self._schema_key = schema_key
             pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-                self.conninfo,
+                self._dsn,
                 min_size=1,
                 max_size=POOL_MAX_SIZE,
                 kwargs={"autocommit": True, "row_factory": dict_row},
