@@ -19,6 +19,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import pytest
 import dockyard
 from dockyard import Client, DirectClient, JobState
 from dockyard.settings import Settings
+from dockyard.storage.postgres.store import DEAD_PEER_SECONDS
 from tests.conftest import (
     POSTGRES_URL,
     REPO,
@@ -595,3 +597,200 @@ def test_four_workers_run_twenty_thousand_jobs_exactly_once(
 
     for worker in workers:
         assert worker.terminate(timeout=30) == 0, worker.output()
+
+
+# -- a host cut off the network -------------------------------------------------------------------
+
+
+def inner_link(host: Host) -> str:
+    """The host's own end of its veth pair (inside its namespace), as :func:`make_hosts` names it."""
+    return f"{host.netns}b"
+
+
+@pytest.fixture
+def cut_off(
+    hosts: list[Host], spawn_on: Callable[..., HostWorker]
+) -> Iterator[Callable[[Host], None]]:
+    """``cut_off(host)`` takes the host off the network, killing nothing; relinked afterwards.
+
+    The link goes down at the host's end: the machine's end stays up (without carrier), so its
+    route to the host stays on the veth and PostgreSQL's packets to the host are dropped there
+    rather than sent out through the default route. It requests ``spawn_on`` so that the link is
+    back before the workers are stopped.
+    """
+    cut: list[Host] = []
+
+    def cut_link(host: Host) -> None:
+        cut.append(host)
+        ip("-n", host.netns, "link", "set", inner_link(host), "down")
+
+    yield cut_link
+    for host in cut:
+        command = ["ip", "-n", host.netns, "link", "set", inner_link(host), "up"]
+        subprocess.run(command, capture_output=True, timeout=30, check=False)
+
+
+def group_alive(pgid: int) -> bool:
+    """Some process of process group ``pgid`` still runs (a zombie has ended; it does not count)."""
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path("/proc", pid, "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # pid (comm) state ppid pgrp …: comm may hold spaces and parentheses, so split after it.
+        state, _ppid, pgrp = stat.rpartition(")")[2].split()[:3]
+        if int(pgrp) == pgid and state not in "ZX":
+            return True
+    return False
+
+
+#: The states of a job that has ended.
+ENDED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+def trace_events(path: Path) -> dict[tuple[str, int], float]:
+    """The ``start``/``end`` lines of the jobs' trace, as ``(event, attempt) → time``."""
+    events: dict[tuple[str, int], float] = {}
+    for line in path.read_text().splitlines():
+        event, attempt, at = line.split()
+        assert (event, int(attempt)) not in events, line
+        events[event, int(attempt)] = float(at)
+    return events
+
+
+@pytest.mark.slow
+def test_a_host_cut_off_the_network_stops_its_job_and_loses_its_leadership(
+    postgres_url, pg_client, hosts, spawn_on, cut_off, tmp_path
+):
+    host_a, host_b = hosts
+    run = tmp_path / "run"
+    run.mkdir()
+    out = shlex.quote(str(run))
+    # Attempt 1 would run far longer than the takeover may take (it must still be running when
+    # attempt 2 starts, unless it was stopped); later attempts end at once.
+    long_run = 4 * DEAD_PEER_SECONDS
+    script = (
+        f'echo $$ > {out}/pid-"$DOCKYARD_JOB_ATTEMPT";'
+        f' echo "start $DOCKYARD_JOB_ATTEMPT $(date +%s.%N)" >> {out}/trace;'
+        f' if [ "$DOCKYARD_JOB_ATTEMPT" = 1 ]; then sleep {long_run}; else sleep 0.5; fi;'
+        f' echo "end $DOCKYARD_JOB_ATTEMPT $(date +%s.%N)" >> {out}/trace'
+    )
+    register_process(
+        pg_client, "long", script, shell=True, retry={"attempts": 2, "backoff_base": 0}
+    )
+
+    # A leads maintenance and runs the job; B, started after, has a free slot.
+    worker_a = spawn_on(host_a, "--lease", "2", "--concurrency", "1")
+    wait_until(lambda: leaders(hosts) == [host_a.netns], timeout=30, what="A to lead")
+    job = pg_client.submit("long")
+    wait_until(
+        lambda: pg_client.get(job.id).state is JobState.RUNNING and (run / "trace").exists(),
+        timeout=30,
+        what="the job to run on A",
+    )
+    worker_b = spawn_on(host_b, "--lease", "2", "--concurrency", "1")
+    wait_until(lambda: len(pg_client.workers()) == 2, timeout=30, what="B to register")
+    ids = {worker.pid: worker.id for worker in pg_client.workers()}
+    id_a, id_b = ids[worker_a.pid], ids[worker_b.pid]
+    assert pg_client.get(job.id).worker_id == id_a
+    # The shell of attempt 1 leads its own process group (the executor starts a session).
+    first = int((run / "pid-1").read_text())
+    assert group_alive(first)
+
+    cut_off(host_a)
+    cut_at = time.time()
+    # From this side of the link, note when each of these is first seen: the time is taken
+    # after the look, so it is at or after the moment the thing happened.
+    seen: dict[str, float] = {}
+
+    def note(what: str, happened: Callable[[], bool]) -> None:
+        if what not in seen and happened():
+            seen[what] = time.time()
+
+    def rescued_and_ended() -> bool:
+        note("attempt 1 stopped", lambda: not group_alive(first))
+        note("B leads", lambda: leaders(hosts) == [host_b.netns])
+        note("job ended", lambda: pg_client.get(job.id).state in ENDED)
+        return "B leads" in seen and "job ended" in seen
+
+    wait_until(rescued_and_ended, timeout=60, what="B to lead and the job to end")
+
+    # B took over the leadership once the server gave up on A's session.
+    assert seen["B leads"] - cut_at < 2 * DEAD_PEER_SECONDS, seen["B leads"] - cut_at
+    # The job was rescued from A and run again on B.
+    done = pg_client.get(job.id)
+    assert done.state is JobState.SUCCEEDED, done
+    lost, rerun = done.attempts
+    assert (lost.number, lost.reason, lost.worker_id) == (1, "Lost", id_a), lost
+    assert lost.exit_code is None and lost.counted and lost.stopped_at is not None
+    assert (rerun.number, rerun.worker_id, rerun.exit_code) == (2, id_b, 0), rerun
+    # The fence: A, cut off, stopped attempt 1 before B started attempt 2 (it never ended).
+    events = trace_events(run / "trace")
+    assert set(events) == {("start", 1), ("start", 2), ("end", 2)}, events
+    assert "attempt 1 stopped" in seen, "attempt 1 still ran on A when the job ended on B"
+    assert seen["attempt 1 stopped"] < events["start", 2], (seen, events, worker_a.output())
+    # A was cut off, not killed.
+    assert worker_a.proc.poll() is None, worker_a.output()
+
+
+@pytest.mark.slow
+def test_a_worker_cut_off_the_network_stops_its_job_before_another_host_reruns_it(
+    postgres_url, pg_client, hosts, spawn_on, cut_off, tmp_path
+):
+    """The double run the fence prevents: B leads and rescues at once, so A, cut off, must stop
+    its attempt on its own before its lease runs out."""
+    host_a, host_b = hosts
+    run = tmp_path / "run"
+    run.mkdir()
+    out = shlex.quote(str(run))
+    gate = run / "gate"
+    script = (
+        f'echo $$ > {out}/pid-"$DOCKYARD_JOB_ATTEMPT";'
+        f' echo "start $DOCKYARD_JOB_ATTEMPT $(date +%s.%N)" >> {out}/trace;'
+        f' if [ "$DOCKYARD_JOB_ATTEMPT" = 1 ]; then sleep {4 * DEAD_PEER_SECONDS}; else sleep 0.5; fi;'
+        f' echo "end $DOCKYARD_JOB_ATTEMPT $(date +%s.%N)" >> {out}/trace'
+    )
+    register_process(
+        pg_client, "long", script, shell=True, retry={"attempts": 2, "backoff_base": 0}
+    )
+    register_process(
+        pg_client,
+        "blocker",
+        f"until [ -e {shlex.quote(str(gate))} ]; do sleep 0.05; done",
+        shell=True,
+    )
+    # B leads and is kept busy, so the long job goes to A.
+    spawn_on(host_b, "--lease", "2", "--concurrency", "1")
+    wait_until(lambda: leaders(hosts) == [host_b.netns], timeout=30, what="B to lead")
+    blocker = pg_client.submit("blocker")
+    wait_until(lambda: pg_client.get(blocker.id).state is JobState.RUNNING, what="B to be busy")
+    worker_a = spawn_on(host_a, "--lease", "2", "--concurrency", "1")
+    job = pg_client.submit("long")
+    wait_until(
+        lambda: pg_client.get(job.id).state is JobState.RUNNING and (run / "trace").exists(),
+        what="the job to run on A",
+    )
+    first = int((run / "pid-1").read_text())
+
+    cut_off(host_a)
+    gate.touch()  # B is free to rerun the job as soon as it has rescued it
+    seen: dict[str, float] = {}
+
+    def stopped_and_ended() -> bool:
+        if "stopped" not in seen and not group_alive(first):
+            seen["stopped"] = time.time()
+        if "ended" not in seen and pg_client.get(job.id).state in ENDED:
+            seen["ended"] = time.time()
+        return "stopped" in seen and "ended" in seen
+
+    wait_until(stopped_and_ended, timeout=60, what="attempt 1 to stop and the job to end")
+
+    done = pg_client.get(job.id)
+    assert done.state is JobState.SUCCEEDED, done
+    assert [attempt.reason for attempt in done.attempts] == ["Lost", None]
+    events = trace_events(run / "trace")
+    assert set(events) == {("start", 1), ("start", 2), ("end", 2)}, events
+    assert seen["stopped"] < events["start", 2], (seen, events, worker_a.output())
+    assert worker_a.proc.poll() is None, worker_a.output()

@@ -119,7 +119,7 @@ class Worker:
     async def run(self) -> None:
         self._started_at = self._clock.now()
         await self._storage.register_worker(self._info())
-        helpers = [asyncio.create_task(self._monitor())]
+        helpers = [asyncio.create_task(self._monitor()), asyncio.create_task(self._fencing())]
         if self.maintenance is not None:
             helpers.append(asyncio.create_task(self.maintenance.run()))
         self.started.set()
@@ -308,7 +308,6 @@ class Worker:
                 raise
             except Exception:
                 log.exception("worker monitor failed; retrying")
-            self._fence()
             await asyncio.sleep(config.check_seconds)
 
     async def _check_running(self, renew: bool) -> None:
@@ -331,6 +330,17 @@ class Worker:
                 running.cancelled.set()
             elif lease_until is not None:
                 running.lease_until = lease_until
+
+    async def _fencing(self) -> None:
+        """Fence on a timer of its own, so that a heartbeat held up in the driver cannot delay it.
+
+        A heartbeat cut off mid-query is cancelled by the timeout of :meth:`_check_running`,
+        but psycopg then tries to cancel the query on the server and waits for it to end, up to
+        5 s each, before the cancellation goes through: long past a short lease.
+        """
+        while True:
+            self._fence()
+            await asyncio.sleep(self.config.check_seconds)
 
     @property
     def _fence_margin(self) -> float:
