@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -10,8 +11,9 @@ import pytest
 
 from dockyard.domain import transitions
 from dockyard.domain.definitions import definition_document, parse_definition, parse_definition_ref
+from dockyard.domain.jobs import new_job_id
 from dockyard.domain.outcomes import Outcome
-from dockyard.domain.records import Job, JobId, Overrides
+from dockyard.domain.records import Attempt, Job, JobId, Overrides
 from dockyard.domain.retry import ExitAction, ExitRule, RetryPolicy, backoff_delay
 from dockyard.domain.states import JobState
 from dockyard.errors import ValidationError
@@ -270,3 +272,28 @@ def test_every_state_is_in_the_edge_table_and_cancel_reaches_all_unfinished() ->
     assert set(transitions.EDGES) == set(JobState)
     for state in transitions.NON_TERMINAL:
         assert JobState.CANCELLED in transitions.EDGES[state]
+
+
+def test_job_ids_are_uuid7_and_sort_by_creation_time() -> None:
+    start = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    ids = [new_job_id(start + timedelta(milliseconds=n)) for n in range(50)]
+    parsed = [uuid.UUID(job_id) for job_id in ids]
+    assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
+    assert ids == sorted(ids) and len(set(ids)) == 50
+    assert parsed[0].int >> 80 == int(start.timestamp() * 1000)
+    # Within one millisecond they are still unique (74 random bits).
+    assert len({new_job_id(start) for _ in range(1000)}) == 1000
+
+
+def test_applied_shows_the_job_as_a_cancel_leaves_it() -> None:
+    running = job(attempts=(Attempt(number=1, worker_id="w1", started_at=NOW),))
+    cancelled = transitions.applied(running, transitions.cancel(running, NOW, "no longer needed"))
+    assert cancelled.state is JobState.CANCELLED
+    assert cancelled.status_reason == "no longer needed"
+    assert (cancelled.worker_id, cancelled.lease_expires_at, cancelled.stopped_at) == (
+        None,
+        None,
+        NOW,
+    )
+    (attempt,) = cancelled.attempts
+    assert (attempt.reason, attempt.stopped_at) == ("Cancelled", NOW)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,7 +30,7 @@ from dockyard.domain.records import (
 from dockyard.domain.states import DefinitionStatus
 from dockyard.errors import ConflictError, ValidationError
 
-__all__ = ["SubmitRequest", "effective_spec", "new_job", "parse_payload"]
+__all__ = ["SubmitRequest", "effective_spec", "new_job", "new_job_id", "parse_payload"]
 
 MAX_KEY_LENGTH = 128
 MAX_PAYLOAD_BYTES = 256 * 1024  # SQS's message cap: payloads are for parameters, not data.
@@ -77,6 +78,21 @@ def _check_key(value: str | None, field: str) -> str | None:
     return value
 
 
+def new_job_id(now: datetime) -> JobId:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Ids made later sort later, so the jobs' id index (and the attempts' key) grow at their right
+    edge instead of at random pages: on PostgreSQL that spares a full-page image in the WAL for
+    most claims once the history is large. (Python's ``uuid`` makes version 7 only from 3.14.)
+    """
+    ms = int(now.timestamp() * 1000) & ((1 << 48) - 1)
+    rand = secrets.randbits(74)
+    value = (
+        (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    )
+    return JobId(str(uuid.UUID(int=value)))
+
+
 def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> NewJob:
     """Validate ``request`` against ``definition`` and build the job to insert."""
     if definition.status is not DefinitionStatus.ACTIVE:
@@ -106,7 +122,7 @@ def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> Ne
         attempts=None if request.attempts is None else check_attempts(request.attempts),
     )
     return NewJob(
-        id=JobId(str(uuid.uuid4())),
+        id=new_job_id(now),
         name=check_name(request.name, "name") if request.name is not None else definition.name,
         definition_name=definition.name,
         definition_revision=definition.revision,
