@@ -26,7 +26,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import platform
 import random
 import signal
 import socket
@@ -38,7 +37,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +46,9 @@ from bench.common import (
     REPO,
     ThreadProfiler,
     apply_defaults,
-    git,
     int_list,
     median,
+    run_meta,
     save,
 )
 
@@ -563,20 +561,11 @@ def _version(name: str) -> str | None:
 
 
 def _meta(options: argparse.Namespace) -> dict[str, Any]:
-    import dockyard
 
-    dirty = git("status", "--porcelain", "--", "src")
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
     return {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m bench.api", *sys.argv[1:]]),
-        "git_commit": git("rev-parse", "--short", "HEAD") + ("+dirty-src" if dirty else ""),
-        "dockyard": str(Path(dockyard.__file__).parent),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": os.getloadavg(),
+        **run_meta("bench.api", sys.argv[1:]),
         "runs": options.runs,
         # What `dockyard server` runs: uvicorn.Config defaults (loop="auto", http="auto").
         "server": f"uvicorn {_version('uvicorn')}, 1 process, {loop} loop, {parser}",

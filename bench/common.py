@@ -29,6 +29,27 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
 
 
+def run_meta(module: str, argv: Sequence[str]) -> dict[str, Any]:
+    """What every result records about its run: when, which command, which code, which machine."""
+    import os
+    import platform
+
+    import dockyard
+
+    dirty = git("status", "--porcelain", "--", "src")
+    return {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join([f"python -m {module}", *argv]),
+        "git_commit": git("rev-parse", "--short", "HEAD") + ("+dirty-src" if dirty else ""),
+        # Which Dockyard ran (PYTHONPATH can point the benchmark at another tree).
+        "dockyard": str(Path(dockyard.__file__).parent),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
 def int_list(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 

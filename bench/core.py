@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import re
 import sqlite3
 import statistics
@@ -33,7 +32,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +39,9 @@ from bench.common import (
     REPO,
     ThreadProfiler,
     apply_defaults,
-    git,
     int_list,
     median,
+    run_meta,
     save,
 )
 
@@ -453,19 +451,9 @@ def render_verdict(ratios: dict[str, Any]) -> str:
 
 
 def _meta(options: argparse.Namespace) -> dict[str, Any]:
-    import dockyard
 
-    dirty = git("status", "--porcelain", "--", "src")
     return {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join(["python -m bench.core", *sys.argv[1:]]),
-        "git_commit": git("rev-parse", "--short", "HEAD") + ("+dirty-src" if dirty else ""),
-        # Which Dockyard ran (PYTHONPATH can point the benchmark at another tree).
-        "dockyard": str(Path(dockyard.__file__).parent),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "loadavg_at_start": os.getloadavg(),
+        **run_meta("bench.core", sys.argv[1:]),
         "tmp": tempfile.gettempdir(),
         "runs": options.runs,
     }

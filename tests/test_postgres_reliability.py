@@ -34,7 +34,7 @@ import psycopg
 import pytest
 
 import dockyard
-from dockyard import Client, DirectClient, JobState
+from dockyard import Client, JobState
 from dockyard.settings import Settings
 from dockyard.storage.postgres.store import DEAD_PEER_SECONDS
 from tests.conftest import (
@@ -143,32 +143,27 @@ def pg_settings(tmp_path: Path, postgres_url: str) -> Settings:
 
 
 @pytest.fixture
-def pg_client(pg_settings: Settings) -> Iterator[Client]:
-    with DirectClient(pg_settings) as connected:
-        yield connected
+def settings(pg_settings: Settings) -> Settings:
+    """This module's tests run on PostgreSQL only: conftest's ``client``, ``spawn_worker`` and
+    ``server`` fixtures use this instead of the settings of each backend."""
+    return pg_settings
 
 
 @pytest.fixture
-def spawn(pg_settings: Settings, tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def pg_client(client: Client) -> Client:
+    return client
+
+
+@pytest.fixture
+def spawn(spawn_worker: Callable[..., WorkerProcess]) -> Callable[..., WorkerProcess]:
     """``spawn("--concurrency", "4", …)`` → a ``python -m dockyard worker`` on the test's schema."""
-    spawned: list[WorkerProcess] = []
-
-    def start(*args: str) -> WorkerProcess:
-        process = WorkerProcess(pg_settings, *args, log=tmp_path / f"worker-{len(spawned)}.log")
-        spawned.append(process)
-        return process
-
-    yield start
-    for process in spawned:
-        process.close()
+    return spawn_worker
 
 
 @pytest.fixture
-def api_server(pg_settings: Settings, pg_client: Client, tmp_path: Path) -> Iterator[ServerProcess]:
+def api_server(pg_client: Client, server: ServerProcess) -> ServerProcess:
     """``python -m dockyard server`` on the test's schema (the client migrated it first)."""
-    process = ServerProcess(pg_settings, tmp_path / "server.log")
-    yield process
-    process.close()
+    return server
 
 
 # -- several hosts on one machine ----------------------------------------------------------------

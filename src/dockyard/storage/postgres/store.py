@@ -57,6 +57,7 @@ from dockyard.storage.port import (
 from dockyard.storage.postgres.migrator import apply_migrations
 from dockyard.storage.rows import RowReader, new_job_record
 from dockyard.storage.signal import ChangeSignal
+from dockyard.storage.sql import UPDATABLE_COLUMNS, list_jobs_sql
 
 __all__ = ["PostgresStorage"]
 
@@ -94,19 +95,6 @@ _CONFIGURE_SESSION = (
 _ACTIVE = sorted(ACTIVE_STATES)
 _TERMINAL = sorted(TERMINAL_STATES)
 _TERMINAL_SQL = ", ".join(f"'{state.value}'" for state in _TERMINAL)
-_UPDATABLE = frozenset(
-    {
-        "status_reason",
-        "not_before",
-        "started_at",
-        "stopped_at",
-        "worker_id",
-        "lease_expires_at",
-        "exit_code",
-        "result",
-        "attempts_used",
-    }
-)
 _JSON_COLUMNS = frozenset({"payload", "result"})
 #: A job ``j`` may run only when no earlier job of its group is unfinished; the subquery reads
 #: jobs_open_groups, which holds only unfinished grouped jobs.
@@ -400,27 +388,11 @@ class PostgresStorage:
         return await self._run(get, snapshot=True)
 
     async def list_jobs(self, query: JobQuery) -> list[Job]:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.states:
-            where.append("state = ANY(%s)")
-            args.append(sorted(query.states))
-        for column, value in (
-            ("queue", query.queue),
-            ("definition_name", query.definition_name),
-            ("group_key", query.group_key),
-        ):
-            if value is not None:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if query.before is not None:
-            where.append("seq < (SELECT seq FROM jobs WHERE id = %s)")
-            args.append(query.before)
-        sql = "SELECT * FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT %s"
-        args.append(query.limit)
+        sql, args = list_jobs_sql(
+            query,
+            mark="%s",
+            one_of=lambda column, values: (f"{column} = ANY(%s)", [list(values)]),
+        )
 
         async def select(conn: Conn) -> list[Job]:
             rows = await (await conn.execute(sql, args)).fetchall()
@@ -767,7 +739,7 @@ async def _apply_one(conn: Conn, cursor: AsyncCursor[DictRow], transition: Trans
     sets = ["state = %s", "status_reason = %s"]
     args: list[Any] = [transition.to.value, transition.reason]
     for column, value in transition.updates.items():
-        if column not in _UPDATABLE:
+        if column not in UPDATABLE_COLUMNS:
             raise ValueError(f"transition may not set {column}")
         sets.append(f"{column} = %s")
         args.append(Jsonb(value) if column in _JSON_COLUMNS and value is not None else value)

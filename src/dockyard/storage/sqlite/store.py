@@ -41,6 +41,7 @@ from dockyard.storage.port import (
 )
 from dockyard.storage.rows import RowReader, new_job_record
 from dockyard.storage.signal import ChangeSignal
+from dockyard.storage.sql import UPDATABLE_COLUMNS, list_jobs_sql
 from dockyard.storage.sqlite.migrator import apply_migrations
 
 __all__ = ["SQLiteStorage"]
@@ -55,19 +56,6 @@ _TIME_COLUMNS = frozenset(
     {"created_at", "not_before", "started_at", "stopped_at", "lease_expires_at"}
 )
 _JSON_COLUMNS = frozenset({"payload", "result"})
-_UPDATABLE = frozenset(
-    {
-        "status_reason",
-        "not_before",
-        "started_at",
-        "stopped_at",
-        "worker_id",
-        "lease_expires_at",
-        "exit_code",
-        "result",
-        "attempts_used",
-    }
-)
 _ACTIVE = tuple(sorted(ACTIVE_STATES))
 #: In the order of jobs_open_groups' WHERE clause (migration 0001), which queries must repeat.
 _TERMINAL_ORDER = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
@@ -288,27 +276,14 @@ class SQLiteStorage:
         return await self._run(get)
 
     async def list_jobs(self, query: JobQuery) -> list[Job]:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.states:
-            where.append(f"state IN ({_placeholders(len(query.states))})")
-            args.extend(sorted(query.states))
-        for column, value in (
-            ("queue", query.queue),
-            ("definition_name", query.definition_name),
-            ("group_key", query.group_key),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if query.before is not None:
-            where.append("seq < (SELECT seq FROM jobs WHERE id = ?)")
-            args.append(query.before)
-        sql = "SELECT * FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        args.append(query.limit)
+        sql, args = list_jobs_sql(
+            query,
+            mark="?",
+            one_of=lambda column, values: (
+                f"{column} IN ({_placeholders(len(values))})",
+                list(values),
+            ),
+        )
 
         def select(db: sqlite3.Connection) -> list[Job]:
             rows = db.execute(sql, args).fetchall()
@@ -613,7 +588,7 @@ def _apply_one(db: sqlite3.Connection, transition: Transition) -> bool:
     sets = ["state = ?", "status_reason = ?"]
     args: list[Any] = [transition.to.value, transition.reason]
     for column, value in transition.updates.items():
-        if column not in _UPDATABLE:
+        if column not in UPDATABLE_COLUMNS:
             raise ValueError(f"transition may not set {column}")
         sets.append(f"{column} = ?")
         args.append(_encode(column, value))
