@@ -216,7 +216,7 @@ class Worker:
             )
             started.add_done_callback(lambda done: _stop_unless_started(done, running))
             outcome = await self._run_attempt(job, spec, running)
-            if not await started:
+            if started.done() and started.exception() is None and not started.result():
                 return  # the cancel that beat the start also closed the attempt
             now = self._clock.now()
             if running.hand_back:
@@ -225,7 +225,12 @@ class Worker:
                 transition = transitions.after_outcome(
                     job, spec.retry, outcome, worker_id=self.id, now=now, rng=self._rng
                 )
+            # The end does not wait for the start's commit: batches are written one at a time
+            # and in order, so a job that ends before its start was written has both in one
+            # transaction (one commit instead of two), and if the start does not apply, neither
+            # does the end (its guard expects RUNNING).
             await self._apply(transition)
+            await started
         except Exception:
             log.exception("worker failed to run job %s; its lease will expire", job.id)
         finally:
@@ -259,7 +264,9 @@ class Worker:
         """Apply a transition together with the others made meanwhile: one write for many jobs.
 
         While one batch is being written, new transitions queue up and go in the next, so under
-        load starts and finishes share transactions without waiting on a timer.
+        load starts and finishes share transactions without waiting on a timer. Batches are
+        written strictly one after the other, in the order the transitions were made: a job's
+        end is never written before its start.
         """
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((transition, future))
