@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,10 @@ import pytest
 
 import dockyard
 from dockyard import ConflictError, JobState, NotFoundError, SubmitRequest, ValidationError
+from dockyard.app import Dockyard
+from dockyard.domain import transitions
+from dockyard.domain.outcomes import Outcome
+from dockyard.domain.retry import RetryPolicy
 from dockyard.settings import Settings
 from dockyard.storage.port import ClaimRequest
 from dockyard.storage.sqlite.migrator import apply_migrations, schema_sql
@@ -357,3 +362,45 @@ def test_claim_is_exclusive_under_concurrent_claimers(
     results = asyncio.run(race())
     everything = [job_id for claimed in results for job_id in claimed]
     assert len(everything) == len(set(everything)) == 200
+
+
+def test_a_batch_applies_each_jobs_transitions_in_order(settings: Settings) -> None:
+    """A worker may write a job's start and its end in one batch, among other jobs' changes:
+    they apply in the order given, and a guard that fails fails alone."""
+
+    async def scenario() -> tuple[list[bool], list[dockyard.Job]]:
+        app = await Dockyard.open(settings)
+        try:
+            await app.register_definition({"executor": "process", "command": ["true"]}, "t")
+            await app.submit_many([SubmitRequest(definition="t") for _ in range(3)])
+            now = datetime.now(UTC)
+            request = ClaimRequest(
+                worker_id="w",
+                queues=None,
+                limit=3,
+                now=now,
+                lease_until=now + timedelta(seconds=60),
+            )
+            a, b, c = await app.storage.claim(request)
+            policy = RetryPolicy()
+            done = Outcome.succeeded(exit_code=0)
+            rng = random.Random(1)
+            batch = [
+                transitions.start(a, "w", now),
+                transitions.start(b, "w", now),
+                transitions.after_outcome(a, policy, done, worker_id="w", now=now, rng=rng),
+                # c was never started: its end must not apply (it expects RUNNING).
+                transitions.after_outcome(c, policy, done, worker_id="w", now=now, rng=rng),
+                transitions.after_outcome(b, policy, done, worker_id="other", now=now, rng=rng),
+            ]
+            applied = await app.storage.apply(batch)
+            return applied, [await app.get_job(job.id) for job in (a, b, c)]
+        finally:
+            await app.close()
+
+    applied, (a, b, c) = asyncio.run(scenario())
+    assert applied == [True, True, True, False, False]
+    assert a.state is JobState.SUCCEEDED and a.attempts[0].started_at is not None
+    assert a.attempts[0].stopped_at is not None and a.attempts[0].exit_code == 0
+    assert b.state is JobState.RUNNING and b.attempts[0].started_at is not None
+    assert c.state is JobState.STARTING and c.attempts[0].started_at is None

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor
+from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
@@ -724,18 +724,76 @@ async def _claim(conn: Conn, request: ClaimRequest) -> list[Job]:
 
 
 async def _apply_all(conn: Conn, transitions: Sequence[Transition]) -> list[bool]:
-    """Every transition's guarded write in one pipeline: one round trip for the whole batch."""
-    cursors: list[AsyncCursor[DictRow]] = []
-    async with conn.pipeline() as pipeline:
-        for transition in transitions:
-            cursor = conn.cursor()
-            await _apply_one(conn, cursor, transition)
-            cursors.append(cursor)
-        await pipeline.sync()
-    return [cursor.rowcount == 1 for cursor in cursors]
+    """Every transition's guarded write, in as few statements as their shapes allow.
+
+    Transitions that write the same columns share one ``executemany`` (psycopg sends it as one
+    prepared statement, row after row, in a pipeline); a job with two transitions in the batch
+    (its start and its end) has them in successive rounds, so they apply in order.
+    """
+    applied = [False] * len(transitions)
+    rounds: list[list[int]] = []
+    seen: dict[JobId, int] = {}
+    for index, transition in enumerate(transitions):
+        depth = seen.get(transition.job_id, 0)
+        seen[transition.job_id] = depth + 1
+        if depth == len(rounds):
+            rounds.append([])
+        rounds[depth].append(index)
+    for indexes in rounds:
+        shapes: dict[str, list[int]] = {}
+        rows: dict[int, list[Any]] = {}
+        for index in indexes:
+            sql, args = _job_update(transitions[index])
+            shapes.setdefault(sql, []).append(index)
+            rows[index] = args
+        async with conn.cursor() as cursor:
+            for sql, members in shapes.items():
+                await cursor.executemany(sql, [rows[i] for i in members], returning=True)
+                for index in members:
+                    applied[index] = cursor.rowcount == 1
+                    cursor.nextset()
+        ends = [transitions[i] for i in indexes if transitions[i].attempt_end is not None]
+        if ends:
+            await conn.cursor().executemany(_CLOSE_ATTEMPT, [_close_args(t) for t in ends])
+        starts = [
+            (transitions[i].attempt_started_at, transitions[i].job_id)
+            for i in indexes
+            if transitions[i].attempt_started_at is not None and applied[i]
+        ]
+        if starts:
+            await conn.cursor().executemany(_START_ATTEMPT, starts)
+    return applied
 
 
-async def _apply_one(conn: Conn, cursor: AsyncCursor[DictRow], transition: Transition) -> None:
+#: An attempt is closed once: by its worker, or first by a cancel or a rescue.
+_CLOSE_ATTEMPT = (
+    "UPDATE attempts SET stopped_at = %s, exit_code = %s, reason = %s, status_reason = %s,"
+    " counted = %s WHERE job_id = %s AND number = %s AND stopped_at IS NULL"
+)
+#: Only for a start that applied: the job's current attempt, if no cancel closed it meanwhile.
+_START_ATTEMPT = (
+    "UPDATE attempts a SET started_at = %s FROM jobs j WHERE j.id = %s"
+    " AND a.job_id = j.id AND a.number = j.attempt_count"
+    " AND a.started_at IS NULL AND a.stopped_at IS NULL"
+)
+
+
+def _close_args(transition: Transition) -> list[Any]:
+    end = transition.attempt_end
+    assert end is not None
+    return [
+        end.stopped_at,
+        end.exit_code,
+        end.reason,
+        end.status_reason,
+        end.counted,
+        transition.job_id,
+        end.number,
+    ]
+
+
+def _job_update(transition: Transition) -> tuple[str, list[Any]]:
+    """The job's guarded update (``RETURNING`` a row when its guard held)."""
     sets = ["state = %s", "status_reason = %s"]
     args: list[Any] = [transition.to.value, transition.reason]
     for column, value in transition.updates.items():
@@ -751,30 +809,4 @@ async def _apply_one(conn: Conn, cursor: AsyncCursor[DictRow], transition: Trans
     if transition.lease_expired_before is not None:
         where += " AND lease_expires_at < %s"
         args.append(transition.lease_expired_before)
-    await cursor.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE {where}", args)
-    end = transition.attempt_end
-    if end is not None:
-        # An attempt is closed once: by its worker, or first by a cancel or a rescue.
-        await conn.execute(
-            "UPDATE attempts SET stopped_at = %s, exit_code = %s, reason = %s,"
-            " status_reason = %s, counted = %s"
-            " WHERE job_id = %s AND number = %s AND stopped_at IS NULL",
-            (
-                end.stopped_at,
-                end.exit_code,
-                end.reason,
-                end.status_reason,
-                end.counted,
-                transition.job_id,
-                end.number,
-            ),
-        )
-    if transition.attempt_started_at is not None:
-        # Runs after the job's update in the same transaction: it finds the job RUNNING only
-        # if the start applied, and the attempt still open only if no cancel closed it.
-        await conn.execute(
-            "UPDATE attempts a SET started_at = %s FROM jobs j WHERE j.id = %s"
-            " AND j.state = 'RUNNING' AND a.job_id = j.id AND a.number = j.attempt_count"
-            " AND a.started_at IS NULL AND a.stopped_at IS NULL",
-            (transition.attempt_started_at, transition.job_id),
-        )
+    return f"UPDATE jobs SET {', '.join(sets)} WHERE {where} RETURNING 1", args
