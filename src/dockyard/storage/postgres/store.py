@@ -108,9 +108,9 @@ _INSERT_JOBS = (
     " priority, idempotency_key, payload, overrides, parameters, max_attempts, created_at,"
     " not_before)"
     " SELECT id, name, dn, dr, 'RUNNABLE', q, g, p, k, pl::jsonb, o::jsonb, pa::jsonb, m, c, nb"
-    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],"
-    " %s::int[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[], %s::timestamptz[],"
-    " %s::timestamptz[]) WITH ORDINALITY AS u(id, name, dn, dr, q, g, p, k, pl, o, pa, m, c, nb, i)"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::int[], %b::text[], %b::text[],"
+    " %b::int[], %b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::timestamptz[],"
+    " %b::timestamptz[]) WITH ORDINALITY AS u(id, name, dn, dr, q, g, p, k, pl, o, pa, m, c, nb, i)"
     # In request order, so that seq (the claim order) follows the order of submission.
     " ORDER BY i"
     # On any key: an idempotency key seen before, or a retry of this very insert after its
