@@ -1,0 +1,3 @@
+from bench.peers.orchestrator import main
+
+main()
