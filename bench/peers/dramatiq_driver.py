@@ -44,24 +44,15 @@ def main() -> None:
     env = {"PEERS_REDIS_URL": URL}
     if args.measure == "info":
         harness.emit(harness.versions(["dramatiq", "redis", "hiredis"]))
-    elif args.measure == "enqueue":
-        if args.mode == "bulk":
-            harness.emit({"mode": "bulk", "unsupported": True})
-            return
-        harness.emit(harness.timed_single(submit, args.n))
-    elif args.measure == "process":
-        with harness.records_folder() as records:
-            submitted = harness.timed_single(submit, args.n)
-            result = harness.run_process(records, worker_argv(args.variant), env, args.n)
-        harness.emit(result | {"submit": submitted})
-    elif args.measure == "latency":
-        with harness.records_folder() as records:
-            result = harness.run_latency(
-                records, worker_argv(args.variant), env, submit, args.n, args.interval_ms / 1000
-            )
-        harness.emit(result)
     else:
-        raise SystemExit(f"dramatiq: no {args.measure} measurement")
+        harness.run_measure(
+            args,
+            system="dramatiq",
+            submit=submit,
+            submit_all=None,
+            worker_argv=worker_argv(args.variant),
+            env=env,
+        )
 
 
 if __name__ == "__main__":

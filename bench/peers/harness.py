@@ -541,3 +541,36 @@ def emit(result: dict[str, Any]) -> None:
     """The driver's answer: one JSON line, last on stdout."""
     sys.stdout.write(json.dumps(result) + "\n")
     sys.stdout.flush()
+
+
+def run_measure(
+    args: argparse.Namespace,
+    *,
+    system: str,
+    submit: Callable[[int], object],
+    submit_all: Callable[[int], object] | None,
+    worker_argv: Sequence[Sequence[str]],
+    env: dict[str, str],
+) -> None:
+    """The measurements every broker driver runs the same way: enqueue (one at a time, and in
+    bulk where ``submit_all`` exists), process N queued jobs, latency; emits the result."""
+    if args.measure == "enqueue":
+        if args.mode != "bulk":
+            emit(timed_single(submit, args.n))
+        elif submit_all is None:
+            emit({"mode": "bulk", "unsupported": True})
+        else:
+            emit(timed_bulk(submit_all, args.n))
+    elif args.measure == "process":
+        with records_folder() as records:
+            if submit_all is None:
+                submitted = timed_single(submit, args.n)
+            else:
+                submitted = timed_bulk(submit_all, args.n)
+            result = run_process(records, worker_argv, env, args.n)
+        emit(result | {"submit": submitted})
+    elif args.measure == "latency":
+        with records_folder() as records:
+            emit(run_latency(records, worker_argv, env, submit, args.n, args.interval_ms / 1000))
+    else:
+        raise SystemExit(f"{system}: no {args.measure} measurement")

@@ -63,24 +63,14 @@ def main() -> None:
     def submit_all(n: int) -> None:
         queue.enqueue_many([Queue.prepare_data(FUNCTION, (i,)) for i in range(n)])
 
-    if args.measure == "enqueue":
-        if args.mode == "bulk":
-            harness.emit(harness.timed_bulk(submit_all, args.n))
-        else:
-            harness.emit(harness.timed_single(submit, args.n))
-    elif args.measure == "process":
-        with harness.records_folder() as records:
-            submitted = harness.timed_bulk(submit_all, args.n)
-            result = harness.run_process(records, worker_argv(args.variant), env, args.n)
-        harness.emit(result | {"submit": submitted})
-    elif args.measure == "latency":
-        with harness.records_folder() as records:
-            result = harness.run_latency(
-                records, worker_argv(args.variant), env, submit, args.n, args.interval_ms / 1000
-            )
-        harness.emit(result)
-    else:
-        raise SystemExit(f"rq: no {args.measure} measurement")
+    harness.run_measure(
+        args,
+        system="rq",
+        submit=submit,
+        submit_all=submit_all,
+        worker_argv=worker_argv(args.variant),
+        env=env,
+    )
 
 
 if __name__ == "__main__":
