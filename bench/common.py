@@ -50,8 +50,31 @@ def run_meta(module: str, argv: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def names(text: str) -> list[str]:
+    """``a, b,c`` → ``["a", "b", "c"]`` (for options that take lists)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def int_list(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip()]
+    return [int(part) for part in names(text)]
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """The percentiles every latency table shows, with the max and the mean."""
+    return {
+        "p50": percentile(values, 0.50),
+        "p95": percentile(values, 0.95),
+        "p99": percentile(values, 0.99),
+        "max": max(values),
+        "mean": statistics.fmean(values),
+    }
 
 
 def apply_defaults(options: argparse.Namespace, defaults: dict[str, Any]) -> None:

@@ -38,14 +38,24 @@ import sys
 import tempfile
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from bench.common import REPO, ThreadProfiler, apply_defaults, median, run_meta, save
+from bench.common import (
+    REPO,
+    ThreadProfiler,
+    apply_defaults,
+    int_list,
+    median,
+    names,
+    run_meta,
+    save,
+    spread,
+)
+from dockyard.storage.postgres import listen_channel, with_search_path
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SCHEMA_PREFIX = "dockyard_bench_"
@@ -72,11 +82,6 @@ class Store:
     @property
     def sqlite_path(self) -> Path:
         return self.home / "dockyard.db"
-
-
-def with_schema(url: str, schema: str) -> str:
-    """``url`` with ``schema`` first on its search_path (a libpq ``options`` parameter)."""
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
 
 
 def _drop_schema(server_url: str, schema: str) -> None:
@@ -109,7 +114,7 @@ def fresh_store(backend: str, server_url: str) -> Iterator[Store]:
         with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as conn:
             conn.execute(f"CREATE SCHEMA {schema}")
         try:
-            yield Store(backend, with_schema(server_url, schema), home, schema)
+            yield Store(backend, with_search_path(server_url, schema), home, schema)
         finally:
             _drop_schema(server_url, schema)
 
@@ -259,28 +264,6 @@ class ScenarioArgs:
     profile: str | None
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-def _spread(values: Sequence[float]) -> dict[str, float]:
-    return {
-        "p50": percentile(values, 0.50),
-        "p95": percentile(values, 0.95),
-        "p99": percentile(values, 0.99),
-        "max": max(values),
-        "mean": statistics.fmean(values),
-    }
-
-
-def _listener_channel(schema: str) -> str:
-    """The channel PostgresStorage listens on: ``dockyard_<crc32 of the schema name>``."""
-    return f"dockyard_{zlib.crc32(schema.encode()):08x}"
-
-
 def _wait_until_idle(store: Store, client: Any, workers: Workers, timeout: float = 60.0) -> bool:
     """Wait for the worker to register and (PostgreSQL) to LISTEN; True once the listener is seen."""
     deadline = time.monotonic() + timeout
@@ -292,7 +275,7 @@ def _wait_until_idle(store: Store, client: Any, workers: Workers, timeout: float
     if store.schema is None:
         time.sleep(0.5)  # past its first claim, asleep
         return False
-    listen = f"LISTEN {_listener_channel(store.schema)}"
+    listen = f"LISTEN {listen_channel(store.schema)}"
     while not sql_rows(store, "SELECT 1 FROM pg_stat_activity WHERE query = %s", (listen,)):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the worker never ran {listen!r}:\n{workers.output()}")
@@ -371,10 +354,10 @@ def scenario_latency(args: ScenarioArgs) -> dict[str, Any]:
             latencies.append((started - job.created_at).total_seconds() * 1000)
         breakdown = _claim_breakdown(store, ids)
         return {
-            "latency_ms": _spread(latencies),
-            "submit_call_ms": _spread([c * 1000 for c in calls]),
-            "created_to_claim_ms": _spread(breakdown["created_to_claim_ms"]),
-            "claim_to_started_ms": _spread(breakdown["claim_to_started_ms"]),
+            "latency_ms": spread(latencies),
+            "submit_call_ms": spread([c * 1000 for c in calls]),
+            "created_to_claim_ms": spread(breakdown["created_to_claim_ms"]),
+            "claim_to_started_ms": spread(breakdown["claim_to_started_ms"]),
             # The idle worker's longest sleep without a wake-up (the CLI has no option for it).
             "worker_poll_seconds": WorkerConfig().poll_seconds,
             # How often an idle SQLite store looks for other processes' commits (data_version).
@@ -701,7 +684,7 @@ async def _claim_case(store: Store, args: ScenarioArgs) -> dict[str, Any]:
     ms = [t * 1000 for t in timings]
     quarter = max(len(ms) // 4, 1)
     return {
-        "claim_ms": _spread(ms),
+        "claim_ms": spread(ms),
         "first_quarter_p50_ms": statistics.median(ms[:quarter]),
         "last_quarter_p50_ms": statistics.median(ms[-quarter:]),
         "fill_seconds": fill_seconds,
@@ -864,7 +847,7 @@ def _summarise(case: Case, all_runs: list[dict[str, Any]]) -> dict[str, Any]:
         for key in ("latency_ms", "submit_call_ms", "created_to_claim_ms", "claim_to_started_ms"):
             summary[key] = {stat: median([run[key][stat] for run in runs]) for stat in runs[0][key]}
         pooled = [value for run in runs for value in run["latencies_ms"]]
-        summary["pooled_latency_ms"] = _spread(pooled)
+        summary["pooled_latency_ms"] = spread(pooled)
         summary["worker_poll_seconds"] = runs[0]["worker_poll_seconds"]
         summary["sqlite_poll_seconds"] = runs[0].get("sqlite_poll_seconds")
         summary["listener_seen"] = all(run["listener_seen"] for run in runs)
@@ -1125,10 +1108,6 @@ def render_header(meta: dict[str, Any]) -> str:
 # -- command line --------------------------------------------------------------------------------
 
 
-def _names(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.postgres", description=__doc__.split("\n")[0]
@@ -1142,7 +1121,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"a server URL; each case makes (and drops) its own schema [{DEFAULT_POSTGRES_URL}]",
     )
     parser.add_argument(
-        "--backends", type=_names, default=list(BACKENDS), help="postgres,sqlite [both]"
+        "--backends", type=names, default=list(BACKENDS), help="postgres,sqlite [both]"
     )
     parser.add_argument("--latency-jobs", type=int, help="(a) jobs submitted one by one [200]")
     parser.add_argument("--interval-ms", type=float, default=20.0, help="(a) between submits [20]")
@@ -1150,7 +1129,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16, help="(b) per worker [16]")
     parser.add_argument(
         "--processes",
-        type=lambda text: [int(p) for p in _names(text)],
+        type=int_list,
         default=[1, 2],
         help="(b) worker processes, e.g. 1,2 [1,2]",
     )
@@ -1160,7 +1139,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--claim-limit", type=int, default=16, help="(c) jobs per claim [16]")
     parser.add_argument(
         "--only",
-        type=_names,
+        type=names,
         help="cases whose key starts with one of these: a, b_postgres, c_sqlite_history [all]",
     )
     parser.add_argument(

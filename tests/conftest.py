@@ -32,6 +32,7 @@ from dockyard import Client, Definition, DirectClient
 from dockyard.app import Dockyard, WorkerConfig
 from dockyard.runtime import Worker
 from dockyard.settings import Settings
+from dockyard.storage.postgres import with_search_path
 
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
@@ -205,11 +206,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def with_schema(url: str, schema: str) -> str:
-    """``url`` with ``schema`` first on its search_path (a libpq ``options`` parameter)."""
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """The test PostgreSQL's URL, once it answered; skip (fail under CI=true) when it does not."""
@@ -244,7 +240,7 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     schema = f"{TEST_SCHEMA_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    yield with_schema(postgres_server, schema)
+    yield with_search_path(postgres_server, schema)
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         # A process the test left running could hold a lock; the next run drops what remains.
         conn.execute("SET lock_timeout = '10s'")

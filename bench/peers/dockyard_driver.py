@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import postgres as pg
+from bench.common import spread
 from bench.peers import harness
 
 DEFINITION = {"executor": "python", "function": "bench.peers.harness:dockyard_job"}
@@ -125,7 +126,7 @@ def measure_latency(args: Any) -> dict[str, Any]:
             own.append((started - job.created_at).total_seconds() * 1000)
     return result | {
         "listener_seen": listening,
-        "store_latency_ms": harness.spread(own),
+        "store_latency_ms": spread(own),
         "workers": f"1 × dockyard worker --concurrency {concurrency}",
     }
 

@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.common import spread
+
 REPO = Path(__file__).resolve().parent.parent.parent
 RECORDS_ENV = "PEERS_RECORD_DIR"
 RECORD = struct.Struct("<qd")  # job index, time.time() when the job body started
@@ -289,23 +291,6 @@ class Workers:
 
 
 # -- measuring -----------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile (as bench.postgres)."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
-    return ordered[rank - 1]
-
-
-def spread(values: Sequence[float]) -> dict[str, float]:
-    return {
-        "p50": percentile(values, 0.50),
-        "p95": percentile(values, 0.95),
-        "p99": percentile(values, 0.99),
-        "max": max(values),
-        "mean": statistics.fmean(values),
-    }
 
 
 def timed_single(submit: Callable[[int], object], n: int) -> dict[str, Any]:

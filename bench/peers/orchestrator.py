@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import REPO, apply_defaults, median, run_meta, save
+from bench.common import REPO, apply_defaults, median, names, run_meta, save
 
 VENVS = REPO / "bench" / ".venvs"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -1003,10 +1003,6 @@ def render_header(meta: dict[str, Any]) -> str:
 # -- command line --------------------------------------------------------------------------------
 
 
-def _names(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Options]:
     parser = argparse.ArgumentParser(
         prog="python -m bench.peers", description=(__doc__ or "").split("\n")[0]
@@ -1023,12 +1019,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, O
     parser.add_argument("--claim-limit", type=int, default=16, help="(d) jobs per claim [16]")
     parser.add_argument(
         "--only",
-        type=_names,
+        type=names,
         help="systems whose key starts with one of these, e.g. dockyard,pgqueuer [all: "
         + ", ".join(s.key for s in SYSTEMS)
         + "]",
     )
-    parser.add_argument("--measure", type=_names, default=list(MEASURES), help="a,b,c,d,e [all]")
+    parser.add_argument("--measure", type=names, default=list(MEASURES), help="a,b,c,d,e [all]")
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("DOCKYARD_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from dockyard.storage.postgres.store import PostgresStorage
+from dockyard.storage.postgres.store import PostgresStorage, listen_channel, with_search_path
 
-__all__ = ["PostgresStorage"]
+__all__ = ["PostgresStorage", "listen_channel", "with_search_path"]

@@ -59,7 +59,7 @@ from dockyard.storage.rows import RowReader, new_job_record
 from dockyard.storage.signal import ChangeSignal
 from dockyard.storage.sql import UPDATABLE_COLUMNS, list_jobs_sql
 
-__all__ = ["PostgresStorage"]
+__all__ = ["PostgresStorage", "listen_channel", "with_search_path"]
 
 log = logging.getLogger("dockyard.storage.postgres")
 
@@ -121,6 +121,16 @@ _INSERT_JOBS = (
 _rows = RowReader(time=lambda value: value, json=lambda value: value)
 
 
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` with ``schema`` first on its search_path (libpq's ``options`` parameter)."""
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
+def listen_channel(schema: str) -> str:
+    """The NOTIFY channel of the Dockyard in ``schema`` (so that schemas never wake each other)."""
+    return f"dockyard_{zlib.crc32(schema.encode()):08x}"
+
+
 def _retryable(error: BaseException) -> bool:
     """Errors a retry can cure: a lost or refused connection, a deadlock, a serialisation race."""
     return isinstance(error, psycopg.OperationalError) and not isinstance(
@@ -142,7 +152,6 @@ class PostgresStorage:
         self._channel = ""
         self._schema_key = 0
         self._listener: asyncio.Task[None] | None = None
-        self._listening = False
         self._leaders: dict[str, AsyncConnection[Any]] = {}
         self._leading: set[str] = set()
         #: Set by the first verb that succeeds; from then on a lost connection is retried.
@@ -168,9 +177,8 @@ class PostgresStorage:
                 row = await (await conn.execute("SELECT current_schema()")).fetchone()
             if row is None or row[0] is None:
                 raise StorageError(f"{self.conninfo}: no schema on the search_path")
-            schema_key = zlib.crc32(row[0].encode())
-            self._channel = f"dockyard_{schema_key:08x}"
-            self._schema_key = schema_key
+            self._channel = listen_channel(row[0])
+            self._schema_key = zlib.crc32(row[0].encode())
             pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
                 self._dsn,
                 min_size=1,
@@ -341,7 +349,9 @@ class PostgresStorage:
             by_key = await self._jobs_by(
                 conn, "idempotency_key", [j.idempotency_key for j in missing if j.idempotency_key]
             )
-            by_id = await self._jobs_by(conn, "id", [j.id for j in missing])
+            # Only a retry of this very insert leaves a job neither created nor found by key.
+            unexplained = [j.id for j in missing if j.idempotency_key not in by_key]
+            by_id = await self._jobs_by(conn, "id", unexplained)
             if created:
                 await self._notify(conn)
             return created, by_key, by_id
@@ -677,7 +687,6 @@ class PostgresStorage:
                 conn = await self._connect()
                 async with conn:
                     await conn.execute(f"LISTEN {self._channel}")
-                    self._listening = True
                     delay = 0.1
                     # Anything may have changed while no one listened.
                     self._signal.notify()
@@ -685,8 +694,6 @@ class PostgresStorage:
                         self._signal.notify()
             except psycopg.Error as error:
                 log.warning("PostgreSQL listener: %s", str(error).strip())
-            finally:
-                self._listening = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
