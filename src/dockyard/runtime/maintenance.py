@@ -87,7 +87,7 @@ class Maintenance:
             await asyncio.sleep(self.config.interval_seconds)
 
     async def run_once(self) -> MaintenanceReport:
-        """One pass, whether or not this process leads (tests and ``dockyard`` admin use it)."""
+        """One pass, whether or not this process leads."""
         return MaintenanceReport(rescued=await self.rescue_expired(), pruned=await self.prune())
 
     async def rescue_expired(self) -> int:
@@ -104,7 +104,8 @@ class Maintenance:
             ]
             applied = sum(await self._storage.apply(rescues))
             rescued += applied
-            log.warning("rescued %d job(s) whose worker stopped renewing its lease", applied)
+            if applied:
+                log.warning("rescued %d job(s) whose worker stopped renewing its lease", applied)
             if len(expired) < self.config.batch_size or not applied:
                 return rescued
 
