@@ -98,6 +98,39 @@ def test_claims_read_the_backlog_not_the_history(postgres_url: str) -> None:
         assert "jobs_open_groups" in plan, plan
 
 
+def test_maintenance_gathers_statistics_a_bulk_submit_left_stale(postgres_url: str) -> None:
+    """After 20,000 jobs arrive in a table never analyzed, the planner guesses the backlog is a
+    dozen rows and claims by reading and sorting all of it; one maintenance pass gathers the
+    statistics, the claim then walks the claim-order index, and the next pass has nothing to do."""
+
+    async def scenario() -> tuple[bool, bool, str]:
+        storage = PostgresStorage(postgres_url)
+        await storage.migrate()
+        conn = await psycopg.AsyncConnection.connect(postgres_url, autocommit=True)
+        async with conn:
+            await conn.execute(
+                "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
+                " max_attempts, created_at, not_before)"
+                " SELECT 'j-' || g, 'x', 'x', 1, 'RUNNABLE', 'default', 1, now(), now()"
+                " FROM generate_series(1, 20000) g"
+            )
+            # Table statistics reach pg_stat_user_tables when a session ends or idles.
+            await conn.execute("SELECT pg_stat_force_next_flush()")
+            first = await storage.refresh_statistics()
+            second = await storage.refresh_statistics()
+            now = datetime.now(UTC)
+            request = ClaimRequest(worker_id="w", queues=None, limit=16, now=now, lease_until=now)
+            sql, args = claim_sql(request)
+            rows = await (await conn.execute("EXPLAIN " + sql, args)).fetchall()
+        await storage.close()
+        return first, second, "\n".join(row[0] for row in rows)
+
+    first, second, plan = asyncio.run(scenario())
+    assert first and not second
+    assert "Index Scan using jobs_claim_order on jobs j" in plan, plan
+    assert "Sort Key: j.priority" not in plan, plan
+
+
 def test_an_idle_worker_is_woken_by_notify_not_by_polling(
     postgres_url: str, tmp_path: Path
 ) -> None:

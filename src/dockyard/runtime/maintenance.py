@@ -8,7 +8,9 @@ interval. The leader
   lost attempt through :func:`dockyard.domain.transitions.rescue`, a write guarded by the state,
   the worker and the lease it read, so a worker that renewed meanwhile keeps its job;
 - **prunes** jobs that finished more than ``retention`` ago, oldest first, in small batches (each
-  its own short transaction, so claims never wait behind a long delete), with their logs.
+  its own short transaction, so claims never wait behind a long delete), with their logs;
+- **refreshes the planner's statistics** of the jobs when many changed (a bulk submit, a
+  burst of work) and the database has not done it itself.
 
 Both are safe to run twice at once, so a brief overlap of two leaders during a failover costs
 nothing.
@@ -50,6 +52,7 @@ class MaintenanceConfig:
 class MaintenanceReport:
     rescued: int = 0
     pruned: int = 0
+    analyzed: bool = False
 
 
 class Maintenance:
@@ -88,7 +91,10 @@ class Maintenance:
 
     async def run_once(self) -> MaintenanceReport:
         """One pass, whether or not this process leads."""
-        return MaintenanceReport(rescued=await self.rescue_expired(), pruned=await self.prune())
+        rescued = await self.rescue_expired()
+        pruned = await self.prune()
+        analyzed = await self._storage.refresh_statistics()
+        return MaintenanceReport(rescued=rescued, pruned=pruned, analyzed=analyzed)
 
     async def rescue_expired(self) -> int:
         """Rescue every job whose lease has expired; return how many were rescued."""

@@ -170,6 +170,13 @@ class Storage(Protocol):
         attempts; return their ids."""
         ...
 
+    async def refresh_statistics(self) -> bool:
+        """Refresh the query planner's statistics of the jobs when many rows changed since they
+        were last gathered; return True when it did. Claims walk the right index only when the
+        planner knows how many jobs wait (PostgreSQL's autovacuum may be off, or a minute late
+        after a bulk submit)."""
+        ...
+
     async def try_lead(self, role: str) -> bool:
         """Take or keep the leadership of ``role`` among every process sharing this store.
 

@@ -503,6 +503,25 @@ class PostgresStorage:
 
         return await self._run(prune)
 
+    async def refresh_statistics(self) -> bool:
+        # Autovacuum's own rule (50 rows + 10 % of the table), at most once a minute, but at
+        # once for a table never analyzed: without statistics, the planner guesses the backlog
+        # is a dozen rows and claims by reading and sorting all of it.
+        async def refresh(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                "SELECT relname FROM pg_stat_user_tables"
+                " WHERE relid IN ('jobs'::regclass, 'attempts'::regclass)"
+                " AND n_mod_since_analyze > 50 + 0.1 * n_live_tup"
+                " AND COALESCE(GREATEST(last_analyze, last_autoanalyze)"
+                " < now() - interval '1 min', true)"
+            )
+            stale = [row["relname"] for row in await cursor.fetchall()]
+            if stale:
+                await conn.execute(f"ANALYZE {', '.join(stale)}")
+            return bool(stale)
+
+        return await self._run(refresh, write=False)
+
     # -- workers --------------------------------------------------------------------------------
 
     async def register_worker(self, worker: WorkerInfo) -> None:
