@@ -25,9 +25,10 @@ PROBLEM = "application/problem+json"
 ROLES = ("viewer", "operator", "admin")  # each may do all that the roles before it may
 
 #: The least role each ``/v1`` route needs (DESIGN.md §6 and the README): a viewer only reads; an
-#: operator also registers and deregisters definitions, submits, cancels, retries and pauses or
-#: resumes queues; only an admin touches ``/v1/tokens`` (even to read). A route added to the API
-#: without an entry here fails ``test_every_route_allows_exactly_the_roles_the_design_gives``.
+#: operator also registers and deregisters definitions, submits, cancels, retries, pauses or
+#: resumes queues, and creates, changes, pauses, resumes and deletes schedules; only an admin
+#: touches ``/v1/tokens`` (even to read). A route added to the API without an entry here fails
+#: ``test_every_route_allows_exactly_the_roles_the_design_gives``.
 LEAST_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/v1/definitions"): "viewer",
     ("POST", "/v1/definitions"): "operator",
@@ -43,6 +44,13 @@ LEAST_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/v1/jobs/{job_id}/cancel"): "operator",
     ("POST", "/v1/jobs/{job_id}/retry"): "operator",
     ("GET", "/v1/jobs/{job_id}/logs"): "viewer",
+    ("GET", "/v1/schedules"): "viewer",
+    ("POST", "/v1/schedules"): "operator",
+    ("GET", "/v1/schedules/{name}"): "viewer",
+    ("PATCH", "/v1/schedules/{name}"): "operator",
+    ("DELETE", "/v1/schedules/{name}"): "operator",
+    ("POST", "/v1/schedules/{name}/pause"): "operator",
+    ("POST", "/v1/schedules/{name}/resume"): "operator",
     ("GET", "/v1/queues"): "viewer",
     ("POST", "/v1/queues/{name}/pause"): "operator",
     ("POST", "/v1/queues/{name}/resume"): "operator",
@@ -233,7 +241,7 @@ def test_rejected_requests_are_problems_and_write_nothing(
     server: ServerProcess, api: httpx.Client
 ) -> None:
     # Malformed JSON: 400, on every route that takes a body.
-    for path in ("/v1/definitions", "/v1/jobs", "/v1/jobs/batch", "/v1/tokens"):
+    for path in ("/v1/definitions", "/v1/jobs", "/v1/jobs/batch", "/v1/schedules", "/v1/tokens"):
         response = api.post(
             path, content=b'{"name": "half', headers={"Content-Type": "application/json"}
         )
@@ -279,6 +287,10 @@ def test_unknown_objects_are_404_and_finished_jobs_409(api: httpx.Client, start_
         ("GET", "/v1/definitions/absent/1"),
         ("DELETE", "/v1/definitions/absent/1"),
         ("DELETE", "/v1/tokens/absent"),
+        ("GET", "/v1/schedules/absent"),
+        ("POST", "/v1/schedules/absent/pause"),
+        ("POST", "/v1/schedules/absent/resume"),
+        ("DELETE", "/v1/schedules/absent"),
     ):
         problem_of(api.request(method, path), 404)
     problem_of(api.post("/v1/jobs", json={"definition": "absent"}), 404)
@@ -345,6 +357,14 @@ def seed(api: httpx.Client, start_worker) -> dict[str, dict[str, Any]]:
     worker.stop()
     cycling = submit(api, "keep")
     victim, _ = create_token(api, "viewer", "fuzz-victim")
+    # Fire times decades away: nothing fires while requests are generated.
+    for name in ("yearly", "fuzz-victim"):
+        schedule = {
+            "name": name,
+            "expression": "cron(0 2 1 1 ? 2099)",
+            "target": {"definition": "keep"},
+        }
+        api.post("/v1/schedules", json=schedule).raise_for_status()
 
     def path(**values: Any) -> dict[str, Any]:
         return {"path_parameters": values}
@@ -368,6 +388,22 @@ def seed(api: httpx.Client, start_worker) -> dict[str, dict[str, Any]]:
         "POST /v1/queues/{name}/resume": path(name="default"),
         "POST /v1/tokens": {"body": {"name": "fuzzed", "role": "viewer"}},
         "DELETE /v1/tokens/{token_id}": path(token_id=victim),
+        "POST /v1/schedules": {
+            "body": {
+                "name": "fuzzed",
+                "expression": "rate(5 minutes)",
+                "start": "2099-01-01T00:00:00Z",
+                "target": {"definition": "keep", "payload": {"n": 1}},
+            }
+        },
+        "GET /v1/schedules/{name}": path(name="yearly"),
+        "PATCH /v1/schedules/{name}": {
+            **path(name="yearly"),
+            "body": {"description": "fuzzed", "target": {"queue": "side", "payload": None}},
+        },
+        "POST /v1/schedules/{name}/pause": path(name="yearly"),
+        "POST /v1/schedules/{name}/resume": path(name="yearly"),
+        "DELETE /v1/schedules/{name}": path(name="fuzz-victim"),
     }
 
 

@@ -8,6 +8,8 @@ The public API is what ``__all__`` lists::
         client.register({"executor": "process", "command": ["echo", "hi"]}, name="hello")
         job = client.submit("hello")
         print(client.wait(job.id).state)
+
+    dockyard.next_fire_times("cron(0 2 * * ? *)", timezone="Europe/Paris", count=3)
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dockyard.client import Client, DirectClient, HttpClient, connect
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import Attempt, Definition, Job
+from dockyard.domain.schedules import next_fire_times
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.errors import (
     AuthenticationError,
@@ -44,4 +47,5 @@ __all__ = [
     "SubmitRequest",
     "ValidationError",
     "connect",
+    "next_fire_times",
 ]

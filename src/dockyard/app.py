@@ -14,8 +14,8 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from dockyard.domain import transitions
@@ -28,12 +28,27 @@ from dockyard.domain.definitions import (
 )
 from dockyard.domain.jobs import SubmitRequest, new_job
 from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.scheduling import (
+    Schedule,
+    ScheduleSpec,
+    fire_request,
+    first_fire,
+    merge_schedule_document,
+    parse_schedule,
+)
 from dockyard.domain.states import TERMINAL_STATES, DefinitionStatus, JobState
 from dockyard.domain.tokens import Token, generate_secret, hash_secret, parse_role
 from dockyard.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from dockyard.executors import Executor, ProcessExecutor, PythonExecutor
 from dockyard.logs import LocalLogStore
-from dockyard.runtime import Maintenance, MaintenanceConfig, Worker, WorkerConfig
+from dockyard.runtime import (
+    Maintenance,
+    MaintenanceConfig,
+    Scheduler,
+    SchedulerConfig,
+    Worker,
+    WorkerConfig,
+)
 from dockyard.settings import Settings
 from dockyard.storage import JobQuery, QueueInfo, Storage, WorkerInfo, open_storage
 
@@ -325,6 +340,125 @@ class Dockyard:
 
     async def list_workers(self) -> list[WorkerInfo]:
         return await self.storage.list_workers()
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    def scheduler(
+        self, config: SchedulerConfig | None = None, *, rng: random.Random | None = None
+    ) -> Scheduler:
+        """The leader-elected scheduler (``dockyard up`` and ``dockyard scheduler`` run one)."""
+        return Scheduler(storage=self.storage, clock=self.clock, config=config, rng=rng)
+
+    async def create_schedule(
+        self, document: Mapping[str, Any], name: str | None = None
+    ) -> Schedule:
+        """Create a schedule from its document (``name`` wins over the document's)."""
+        name = check_name(name if name is not None else document.get("name"), "name")
+        spec, enabled = parse_schedule({k: v for k, v in document.items() if k != "name"})
+        await self._check_target(name, spec)
+        now = self.clock.now()
+        schedule = Schedule(
+            name=name,
+            spec=spec,
+            enabled=enabled,
+            created_at=now,
+            updated_at=now,
+            next_fire_at=self._first_fire(spec, now, anchor=now),
+        )
+        if not await self.storage.insert_schedule(schedule):
+            raise ConflictError(f"schedule {name} already exists")
+        return schedule
+
+    async def get_schedule(self, name: str) -> Schedule:
+        schedule = await self.storage.get_schedule(name)
+        if schedule is None:
+            raise NotFoundError("schedule", name)
+        return schedule
+
+    async def list_schedules(self) -> list[Schedule]:
+        return await self.storage.list_schedules()
+
+    async def update_schedule(self, name: str, changes: Mapping[str, Any]) -> Schedule:
+        """Change some fields: the others keep their values, ``target`` merges key by key, and
+        a None sets a field back to its default. A change of timing (expression, time zone,
+        start, end) or a resume computes the next fire time afresh."""
+        if not isinstance(changes, Mapping):
+            raise ValidationError("schedule", "must be a mapping")
+        if "name" in changes and changes["name"] != name:
+            raise ValidationError("name", "cannot be changed (create a new schedule)")
+        # A fire between the read and the write moves next_fire_at: read again and redo.
+        for _ in range(10):
+            current = await self.get_schedule(name)
+            schedule = await self._updated(current, changes)
+            if await self.storage.replace_schedule(schedule, current.next_fire_at):
+                return schedule
+        raise ConflictError(f"schedule {name} keeps changing; try again")
+
+    async def _updated(self, current: Schedule, changes: Mapping[str, Any]) -> Schedule:
+        document = merge_schedule_document(current, changes)
+        spec, enabled = parse_schedule({k: v for k, v in document.items() if k != "name"})
+        now = self.clock.now()
+        retargeted = "target" in changes
+        if retargeted:
+            await self._check_target(current.name, spec)
+        old = current.spec
+        timing = (spec.expression, spec.timezone, spec.start, spec.end)
+        next_fire_at = current.next_fire_at
+        after = max(now, current.last_fire_at or now)
+        if timing != (old.expression, old.timezone, old.start, old.end):
+            next_fire_at = self._first_fire(spec, after, anchor=current.created_at)
+        elif enabled and not current.enabled:
+            # A resume: no fire caught up for the pause; a schedule that had fired its last
+            # (an at) stays done.
+            next_fire_at = first_fire(spec, now=after, anchor=current.created_at)
+        return replace(
+            current,
+            spec=spec,
+            enabled=enabled,
+            next_fire_at=next_fire_at,
+            updated_at=now,
+            last_error=None if retargeted else current.last_error,
+        )
+
+    async def set_schedule_enabled(self, name: str, enabled: bool) -> Schedule:
+        """Pause (no fire while paused, none caught up later) or resume a schedule."""
+        return await self.update_schedule(name, {"state": "ENABLED" if enabled else "DISABLED"})
+
+    async def delete_schedule(self, name: str) -> Schedule:
+        schedule = await self.get_schedule(name)
+        if not await self.storage.delete_schedule(name):
+            raise NotFoundError("schedule", name)
+        return schedule
+
+    async def _check_target(self, name: str, spec: ScheduleSpec) -> None:
+        """Refuse a target whose jobs could not be submitted: build one as a fire would."""
+        ref = spec.target.definition
+        try:
+            definition = await self.get_definition(ref)
+        except NotFoundError:
+            raise ValidationError(
+                "target.definition", f"no active definition {ref} (register it first)"
+            ) from None
+        now = self.clock.now()
+        probe = Schedule(
+            name=name, spec=spec, enabled=True, created_at=now, updated_at=now, next_fire_at=now
+        )
+        try:
+            new_job(fire_request(probe, now), definition, now)
+        except ValidationError as error:
+            raise ValidationError(f"target.{error.field}", error.rule) from None
+
+    @staticmethod
+    def _first_fire(spec: ScheduleSpec, after: datetime, *, anchor: datetime) -> datetime:
+        moment = first_fire(spec, now=after, anchor=anchor)
+        if moment is None:
+            raise ValidationError(
+                "expression",
+                f"{spec.expression} has no fire time after {after.isoformat(timespec='seconds')}"
+                + (f" before the end {spec.end.isoformat()}" if spec.end else "")
+                + f" in {spec.timezone}",
+            )
+        return moment
 
     # -- queues ---------------------------------------------------------------------------------
 

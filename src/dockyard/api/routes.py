@@ -19,6 +19,9 @@ from dockyard.api.schemas import (
     JobOut,
     JobPage,
     QueueOut,
+    ScheduleIn,
+    ScheduleOut,
+    SchedulePatch,
     TokenCreated,
     TokenIn,
     TokenOut,
@@ -28,6 +31,7 @@ from dockyard.app import Dockyard, QueueInfo, Token, WorkerInfo
 from dockyard.domain.documents import definition_summary, iso, job_document
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import Job
+from dockyard.domain.scheduling import schedule_document
 from dockyard.domain.states import JobState
 from dockyard.domain.tokens import Permission
 
@@ -199,6 +203,53 @@ async def logs(
         return StreamingResponse(app.follow_log(job_id, attempt), media_type="text/plain")
     data = await app.read_log(job_id, attempt)
     return StreamingResponse(iter([data]), media_type="text/plain")
+
+
+# -- schedules ----------------------------------------------------------------------------------
+
+
+@router.post("/schedules", status_code=201, response_model=ScheduleOut, dependencies=[Operator])
+async def create_schedule(body: ScheduleIn, app: App) -> dict[str, Any]:
+    """Create a schedule; its target definition must exist. 409 if the name is taken."""
+    document = body.model_dump(exclude_unset=True)
+    return schedule_document(await app.create_schedule(document, name=body.name))
+
+
+@router.get("/schedules", response_model=list[ScheduleOut], dependencies=[Reader])
+async def list_schedules(app: App) -> list[dict[str, Any]]:
+    """Every schedule with its next fire time."""
+    return [schedule_document(schedule) for schedule in await app.list_schedules()]
+
+
+@router.get("/schedules/{name}", response_model=ScheduleOut, dependencies=[Reader])
+async def get_schedule(name: str, app: App) -> dict[str, Any]:
+    return schedule_document(await app.get_schedule(name))
+
+
+@router.patch("/schedules/{name}", response_model=ScheduleOut, dependencies=[Operator])
+async def update_schedule(name: str, body: SchedulePatch, app: App) -> dict[str, Any]:
+    """Change the fields given (null: back to the default); ``target`` merges key by key."""
+    # exclude_unset, not exclude_none: a key left out keeps its value, a null resets it.
+    changes = body.model_dump(exclude_unset=True)
+    return schedule_document(await app.update_schedule(name, changes))
+
+
+@router.post("/schedules/{name}/pause", response_model=ScheduleOut, dependencies=[Operator])
+async def pause_schedule(name: str, app: App) -> dict[str, Any]:
+    """No fire while paused, and none of the missed ones is caught up on resume."""
+    return schedule_document(await app.set_schedule_enabled(name, False))
+
+
+@router.post("/schedules/{name}/resume", response_model=ScheduleOut, dependencies=[Operator])
+async def resume_schedule(name: str, app: App) -> dict[str, Any]:
+    """Fire again, from the next fire time after now."""
+    return schedule_document(await app.set_schedule_enabled(name, True))
+
+
+@router.delete("/schedules/{name}", response_model=ScheduleOut, dependencies=[Operator])
+async def delete_schedule(name: str, app: App) -> dict[str, Any]:
+    """Delete a schedule (its jobs stay); the answer is what was deleted."""
+    return schedule_document(await app.delete_schedule(name))
 
 
 # -- queues, workers, tokens --------------------------------------------------------------------

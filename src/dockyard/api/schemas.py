@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 __all__ = [
     "AttemptOut",
@@ -17,6 +18,12 @@ __all__ = [
     "JobOut",
     "JobPage",
     "QueueOut",
+    "ScheduleIn",
+    "ScheduleOut",
+    "SchedulePatch",
+    "ScheduleTargetIn",
+    "ScheduleTargetOut",
+    "ScheduleTargetPatch",
     "TokenCreated",
     "TokenIn",
     "TokenOut",
@@ -157,6 +164,133 @@ class WorkerOut(BaseModel):
     heartbeat_at: str
     stopped_at: str | None
     running: list[str]
+
+
+class ScheduleTargetIn(_Strict):
+    """The job each fire submits: the fields of ``POST /v1/jobs`` but the idempotency key."""
+
+    definition: str = Field(description="NAME (latest ACTIVE revision) or NAME:REVISION")
+    name: str | None = None
+    queue: str | None = None
+    group: str | None = None
+    priority: int = 0
+    payload: Any = Field(
+        default=None,
+        description="<aws.scheduler.scheduled-time> and <aws.scheduler.schedule-arn> are filled in",
+    )
+    command: list[str] | None = None
+    environment: dict[str, str] | None = None
+    timeout: float | None = None
+    attempts: int | None = None
+    parameters: dict[str, str] | None = None
+
+
+class ScheduleIn(_Strict):
+    """A schedule document, as in ``dockyard schedules create -f`` (see the README)."""
+
+    name: str
+    expression: str = Field(description="cron(...), rate(...), at(...) or a five-field cron")
+    timezone: str = Field(default="UTC", description="An IANA time zone, e.g. Europe/Paris")
+    start: str | None = Field(default=None, description="ISO 8601 with a UTC offset")
+    end: str | None = Field(default=None, description="ISO 8601 with a UTC offset")
+    flexible_window_minutes: int = 0
+    overlap: str = Field(default="allow", description="allow, skip or queue")
+    catch_up: str = Field(default="none", description="none, latest or all")
+    catch_up_limit: int = 100
+    delete_after_completion: bool = False
+    description: str | None = None
+    state: str = Field(default="ENABLED", description="ENABLED or DISABLED")
+    target: ScheduleTargetIn
+
+
+def _refuse_null(value: object) -> object:
+    """For a field that may be left out of a patch but has no default to reset to: a null is
+    refused here, and ``SkipJsonSchema`` keeps null out of the documented schema."""
+    if value is None:
+        raise ValueError("has no default, so it cannot be null")
+    return value
+
+
+class ScheduleTargetPatch(_Strict):
+    """Target keys to change; the others keep their values, and null resets one to its default.
+    The definition has no default, so it cannot be null."""
+
+    definition: str | SkipJsonSchema[None] = Field(
+        default=None, description="NAME or NAME:REVISION"
+    )
+    name: str | None = None
+    queue: str | None = None
+    group: str | None = None
+    priority: int | None = None
+    payload: Any = None
+    command: list[str] | None = None
+    environment: dict[str, str] | None = None
+    timeout: float | None = None
+    attempts: int | None = None
+    parameters: dict[str, str] | None = None
+
+    _not_null = field_validator("definition")(_refuse_null)
+
+
+class SchedulePatch(_Strict):
+    """Fields to change; the others keep their values, ``target`` merges key by key, and null
+    resets a field to its default. The expression and the target have none: never null."""
+
+    name: str | None = Field(default=None, description="If given, the schedule's own name")
+    expression: str | SkipJsonSchema[None] = Field(
+        default=None, description="Changing it recomputes next_fire_at"
+    )
+    timezone: str | None = None
+    start: str | None = None
+    end: str | None = None
+    flexible_window_minutes: int | None = None
+    overlap: str | None = None
+    catch_up: str | None = None
+    catch_up_limit: int | None = None
+    delete_after_completion: bool | None = None
+    description: str | None = None
+    state: str | None = Field(default=None, description="ENABLED or DISABLED")
+    # Unset, the factory's value is left out by ``model_dump(exclude_unset=True)``.
+    target: ScheduleTargetPatch = Field(default_factory=ScheduleTargetPatch)
+
+    _not_null = field_validator("expression")(_refuse_null)
+
+
+class ScheduleTargetOut(BaseModel):
+    definition: str
+    name: str | None
+    queue: str | None
+    group: str | None
+    priority: int
+    payload: Any
+    command: list[str] | None
+    environment: dict[str, str]
+    timeout: float | None
+    attempts: int | None
+    parameters: dict[str, str]
+
+
+class ScheduleOut(BaseModel):
+    name: str
+    expression: str
+    timezone: str
+    start: str | None
+    end: str | None
+    flexible_window_minutes: int
+    overlap: str
+    catch_up: str
+    catch_up_limit: int
+    delete_after_completion: bool
+    description: str | None
+    state: str = Field(description="ENABLED or DISABLED")
+    target: ScheduleTargetOut
+    next_fire_at: str | None = Field(description="The next fire time; null when none is left")
+    last_fire_at: str | None
+    last_job_id: str | None
+    fires: int = Field(description="Fires that submitted a job")
+    last_error: str | None = Field(description="Why the last fire failed; null after a success")
+    created_at: str
+    updated_at: str
 
 
 class TokenIn(_Strict):

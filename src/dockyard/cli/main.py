@@ -10,7 +10,8 @@ from dockyard.cli.admin import queues, tokens, workers
 from dockyard.cli.context import CliContext
 from dockyard.cli.definitions import definitions
 from dockyard.cli.jobs import jobs, submit
-from dockyard.cli.services import db, server, up, worker
+from dockyard.cli.schedules import schedules
+from dockyard.cli.services import db, scheduler, server, up, worker
 from dockyard.errors import DockyardError
 
 __all__ = ["cli", "main"]
@@ -51,9 +52,11 @@ def cli(
 cli.add_command(definitions)
 cli.add_command(submit)
 cli.add_command(jobs)
+cli.add_command(schedules)
 cli.add_command(worker)
 cli.add_command(up)
 cli.add_command(server)
+cli.add_command(scheduler)
 cli.add_command(db)
 cli.add_command(queues)
 cli.add_command(workers)

@@ -10,8 +10,17 @@ from typing import Any
 
 from dockyard.domain.documents import definition_summary, job_document
 from dockyard.domain.records import Definition, Job
+from dockyard.domain.scheduling import Schedule, schedule_document
 
-__all__ = ["print_definitions", "print_job", "print_jobs", "print_json", "print_table"]
+__all__ = [
+    "print_definitions",
+    "print_job",
+    "print_jobs",
+    "print_json",
+    "print_schedule",
+    "print_schedules",
+    "print_table",
+]
 
 
 def print_json(value: Any) -> None:
@@ -106,6 +115,50 @@ def print_job(job: Job, as_json: bool) -> None:
                 for a in job.attempts
             ],
         )
+
+
+def print_schedules(schedules: Sequence[Schedule], as_json: bool) -> None:
+    if as_json:
+        print_json([schedule_document(schedule) for schedule in schedules])
+        return
+    print_table(
+        (
+            "NAME",
+            "STATE",
+            "EXPRESSION",
+            "TIMEZONE",
+            "NEXT FIRE",
+            "LAST FIRE",
+            "FIRES",
+            "LAST ERROR",
+        ),
+        [
+            (
+                s.name,
+                s.state,
+                s.spec.expression,
+                s.spec.timezone,
+                _when(s.next_fire_at),
+                _when(s.last_fire_at),
+                s.fires,
+                s.last_error,
+            )
+            for s in schedules
+        ],
+    )
+
+
+def print_schedule(schedule: Schedule, as_json: bool) -> None:
+    doc = schedule_document(schedule)
+    if as_json:
+        print_json(doc)
+        return
+    target = doc.pop("target")
+    fields = [(key, value) for key, value in doc.items() if value not in (None, {}, [])]
+    fields += [
+        (f"target.{key}", value) for key, value in target.items() if value not in (None, {}, [])
+    ]
+    print_table(("FIELD", "VALUE"), [(key, _cell(value)) for key, value in fields])
 
 
 def _cell(value: object) -> str:

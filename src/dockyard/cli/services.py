@@ -110,6 +110,8 @@ async def _serve(
     config: WorkerConfig | None,
     listen: tuple[str, int] | None,
     banner: bool,
+    *,
+    schedules: bool = False,
 ) -> None:
     app = await Dockyard.open(settings)
     try:
@@ -133,6 +135,12 @@ async def _serve(
             stops.append(worker.stop)
             if banner:
                 click.echo(f"  a worker runs {config.concurrency} jobs at once")
+        if schedules:
+            scheduler = app.scheduler()
+            services.append(scheduler.run())
+            stops.append(scheduler.stop)
+            if banner:
+                click.echo("  the scheduler fires schedules (one leader among all processes)")
         if banner:
             click.echo(
                 "Submit from another shell: dockyard submit NAME --follow. Stop with Ctrl-C."
@@ -200,12 +208,20 @@ def up(
     lease: float,
     shutdown_grace: float,
 ) -> None:
-    """Start the embedded Dockyard in one process: the HTTP API and a worker."""
+    """Start the embedded Dockyard in one process: the HTTP API, a worker and the scheduler."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     config = _config(queues, concurrency, lease, shutdown_grace, False)
-    asyncio.run(_serve(cli.settings, config, (host, port), True))
+    asyncio.run(_serve(cli.settings, config, (host, port), True, schedules=True))
+
+
+@click.command()
+@pass_cli
+def scheduler(cli: CliContext) -> None:
+    """Fire schedules. Run it on several hosts: one leads, another takes over if it dies."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(_serve(cli.settings, None, None, False, schedules=True))
 
 
 @click.group()

@@ -10,6 +10,7 @@ from typing import Any
 from dockyard.app import QueueInfo, Submitted, Token, WorkerInfo
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import JSON, Definition, Job
+from dockyard.domain.scheduling import Schedule
 
 __all__ = ["Client"]
 
@@ -118,6 +119,35 @@ class Client(ABC):
     @abstractmethod
     def follow(self, job_id: str, attempt: int | None = None) -> Iterator[bytes]:
         """Yield the log as the job prints it, until the job ends."""
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_schedule(self, document: Mapping[str, Any], *, name: str | None = None) -> Schedule:
+        """Create a schedule from its document (the format of ``schedules create -f``); its
+        target definition must exist. ``name`` wins over the document's."""
+
+    @abstractmethod
+    def schedule(self, name: str) -> Schedule: ...
+
+    @abstractmethod
+    def schedules(self) -> builtins.list[Schedule]: ...
+
+    @abstractmethod
+    def update_schedule(self, name: str, changes: Mapping[str, Any]) -> Schedule:
+        """Change the keys given: ``target`` merges key by key, a None resets a key to its
+        default. A change of expression, time zone, start or end recomputes the next fire."""
+
+    @abstractmethod
+    def pause_schedule(self, name: str) -> Schedule:
+        """No fire until resumed; the fires missed meanwhile are not caught up."""
+
+    @abstractmethod
+    def resume_schedule(self, name: str) -> Schedule: ...
+
+    @abstractmethod
+    def delete_schedule(self, name: str) -> Schedule:
+        """Delete a schedule (its jobs stay) and return what was deleted."""
 
     # -- queues, workers, tokens ----------------------------------------------------------------
 

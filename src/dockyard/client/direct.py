@@ -15,6 +15,7 @@ from dockyard.client.base import Client
 from dockyard.domain.clock import Clock
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import Definition, Job
+from dockyard.domain.scheduling import Schedule
 from dockyard.settings import Settings
 
 __all__ = ["DirectClient"]
@@ -120,6 +121,34 @@ class DirectClient(Client):
                     return
         finally:
             self._portal.call(stream.aclose)
+
+    def create_schedule(self, document: Mapping[str, Any], *, name: str | None = None) -> Schedule:
+        result: Schedule = self._call(self._app.create_schedule, document, name)
+        return result
+
+    def schedule(self, name: str) -> Schedule:
+        result: Schedule = self._call(self._app.get_schedule, name)
+        return result
+
+    def schedules(self) -> builtins.list[Schedule]:
+        result: builtins.list[Schedule] = self._call(self._app.list_schedules)
+        return result
+
+    def update_schedule(self, name: str, changes: Mapping[str, Any]) -> Schedule:
+        result: Schedule = self._call(self._app.update_schedule, name, changes)
+        return result
+
+    def pause_schedule(self, name: str) -> Schedule:
+        result: Schedule = self._call(self._app.set_schedule_enabled, name, False)
+        return result
+
+    def resume_schedule(self, name: str) -> Schedule:
+        result: Schedule = self._call(self._app.set_schedule_enabled, name, True)
+        return result
+
+    def delete_schedule(self, name: str) -> Schedule:
+        result: Schedule = self._call(self._app.delete_schedule, name)
+        return result
 
     def queues(self) -> builtins.list[QueueInfo]:
         result: builtins.list[QueueInfo] = self._call(self._app.list_queues)

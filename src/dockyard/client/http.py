@@ -21,6 +21,7 @@ from dockyard.client.base import Client
 from dockyard.domain.documents import parse_definition_document, parse_job_document
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.scheduling import Schedule, parse_schedule_record
 from dockyard.domain.states import TERMINAL_STATES
 from dockyard.domain.tokens import Role
 from dockyard.errors import (
@@ -171,6 +172,31 @@ class HttpClient(Client):
                 _raise(response)
             yield from response.iter_bytes()
 
+    # -- schedules ------------------------------------------------------------------------------
+
+    def create_schedule(self, document: Mapping[str, Any], *, name: str | None = None) -> Schedule:
+        body = _json_body({**document, **({"name": name} if name is not None else {})})
+        return parse_schedule_record(self._send("POST", "/v1/schedules", json=body))
+
+    def schedule(self, name: str) -> Schedule:
+        return parse_schedule_record(self._send("GET", f"/v1/schedules/{name}"))
+
+    def schedules(self) -> builtins.list[Schedule]:
+        return [parse_schedule_record(doc) for doc in self._send("GET", "/v1/schedules")]
+
+    def update_schedule(self, name: str, changes: Mapping[str, Any]) -> Schedule:
+        body = _json_body(dict(changes))
+        return parse_schedule_record(self._send("PATCH", f"/v1/schedules/{name}", json=body))
+
+    def pause_schedule(self, name: str) -> Schedule:
+        return parse_schedule_record(self._send("POST", f"/v1/schedules/{name}/pause"))
+
+    def resume_schedule(self, name: str) -> Schedule:
+        return parse_schedule_record(self._send("POST", f"/v1/schedules/{name}/resume"))
+
+    def delete_schedule(self, name: str) -> Schedule:
+        return parse_schedule_record(self._send("DELETE", f"/v1/schedules/{name}"))
+
     # -- queues, workers, tokens ----------------------------------------------------------------
 
     def queues(self) -> builtins.list[QueueInfo]:
@@ -222,6 +248,15 @@ def _job_body(request: SubmitRequest) -> dict[str, Any]:
         "parameters": dict(request.parameters),
         **{key: value for key, value in optional.items() if value is not None},
     }
+
+
+def _json_body(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` if JSON can carry it; else the same error the server would give."""
+    try:
+        json.dumps(document)
+    except (TypeError, ValueError):
+        raise ValidationError("schedule", "must be JSON-serialisable") from None
+    return document
 
 
 def _raise(response: httpx.Response) -> NoReturn:

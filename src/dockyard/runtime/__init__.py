@@ -1,8 +1,18 @@
-"""Long-running services: the worker and the maintenance service it runs beside it."""
+"""Long-running services: the worker, the maintenance service it runs beside it, the scheduler."""
 
 from __future__ import annotations
 
 from dockyard.runtime.maintenance import Maintenance, MaintenanceConfig, MaintenanceReport
+from dockyard.runtime.scheduler import Scheduler, SchedulerConfig, SchedulerReport
 from dockyard.runtime.worker import Worker, WorkerConfig
 
-__all__ = ["Maintenance", "MaintenanceConfig", "MaintenanceReport", "Worker", "WorkerConfig"]
+__all__ = [
+    "Maintenance",
+    "MaintenanceConfig",
+    "MaintenanceReport",
+    "Scheduler",
+    "SchedulerConfig",
+    "SchedulerReport",
+    "Worker",
+    "WorkerConfig",
+]

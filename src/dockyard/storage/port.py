@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.scheduling import Schedule
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.domain.tokens import Token
 from dockyard.domain.transitions import Transition
@@ -19,6 +20,8 @@ from dockyard.domain.transitions import Transition
 __all__ = [
     "Capabilities",
     "ClaimRequest",
+    "Fire",
+    "FireResult",
     "Heartbeat",
     "InsertedJob",
     "JobQuery",
@@ -99,6 +102,32 @@ class QueueInfo:
     counts: Mapping[str, int]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fire:
+    """One scheduler round of one schedule: move it on, and submit the jobs of its fires.
+
+    Applies only while the schedule's ``next_fire_at`` is still ``expected_next`` (another
+    scheduler, or an update, did not move it meanwhile).
+    """
+
+    schedule: str
+    expected_next: datetime
+    next_fire_at: datetime | None
+    jobs: Sequence[NewJob] = ()
+    #: The latest fire time of this round (None when every due fire was skipped).
+    fired_at: datetime | None = None
+    error: str | None = None
+    #: Delete the schedule (nothing left to fire and ``delete_after_completion``).
+    delete: bool = False
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FireResult:
+    applied: bool
+    jobs: tuple[InsertedJob, ...] = ()
+
+
 class Storage(Protocol):
     """Everything Dockyard keeps. All verbs are coroutines; each is one transaction."""
 
@@ -175,6 +204,39 @@ class Storage(Protocol):
         were last gathered; return True when it did. Claims walk the right index only when the
         planner knows how many jobs wait (PostgreSQL's autovacuum may be off, or a minute late
         after a bulk submit)."""
+        ...
+
+    # -- schedules --
+
+    async def insert_schedule(self, schedule: Schedule) -> bool:
+        """Store a new schedule; False when the name is taken."""
+        ...
+
+    async def get_schedule(self, name: str) -> Schedule | None: ...
+
+    async def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        ...
+
+    async def replace_schedule(self, schedule: Schedule, expected_next: datetime | None) -> bool:
+        """Store ``schedule`` over the one of its name (its spec, state, ``next_fire_at`` and
+        ``last_error``) if that one's ``next_fire_at`` is still ``expected_next``; False when
+        there is none or a fire moved it meanwhile."""
+        ...
+
+    async def delete_schedule(self, name: str) -> bool: ...
+
+    async def due_schedules(self, now: datetime, limit: int) -> list[Schedule]:
+        """Enabled schedules whose ``next_fire_at`` is at or before ``now``, earliest first."""
+        ...
+
+    async def next_fire_at(self) -> datetime | None:
+        """The earliest ``next_fire_at`` of an enabled schedule."""
+        ...
+
+    async def record_fires(self, fires: Sequence[Fire]) -> list[FireResult]:
+        """Apply every fire in one transaction: each schedule moved on (if still as expected)
+        and its jobs inserted, idempotency keys deduplicating."""
         ...
 
     async def try_lead(self, role: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from dockyard.domain.definitions import parse_definition
 from dockyard.domain.documents import parse_overrides
 from dockyard.domain.records import Attempt, Definition, Job, JobId, NewJob
+from dockyard.domain.scheduling import Schedule, parse_schedule
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.domain.tokens import Role, Token
 
@@ -84,6 +85,21 @@ class RowReader:
             reason=row["reason"],
             status_reason=row["status_reason"],
             counted=bool(row["counted"]),
+        )
+
+    def schedule(self, row: Row) -> Schedule:
+        spec, _ = parse_schedule(self.json(row["spec"]))
+        return Schedule(
+            name=row["name"],
+            spec=spec,
+            enabled=bool(row["enabled"]),
+            created_at=self.time(row["created_at"]),
+            updated_at=self.time(row["updated_at"]),
+            next_fire_at=self.maybe_time(row["next_fire_at"]),
+            last_fire_at=self.maybe_time(row["last_fire_at"]),
+            last_job_id=None if row["last_job_id"] is None else JobId(row["last_job_id"]),
+            fires=row["fires"],
+            last_error=row["last_error"],
         )
 
     def token(self, row: Row) -> Token:

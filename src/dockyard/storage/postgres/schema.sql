@@ -69,6 +69,20 @@ CREATE TABLE queues (
     CONSTRAINT queues_pkey PRIMARY KEY (name)
 );
 
+CREATE TABLE schedules (
+    name text NOT NULL,
+    spec jsonb NOT NULL,
+    enabled boolean NOT NULL,
+    next_fire_at timestamp with time zone,
+    last_fire_at timestamp with time zone,
+    last_job_id text,
+    fires integer NOT NULL DEFAULT 0,
+    last_error text,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT schedules_pkey PRIMARY KEY (name)
+);
+
 CREATE TABLE tokens (
     id text NOT NULL,
     name text NOT NULL,
@@ -112,3 +126,5 @@ CREATE INDEX jobs_runnable ON jobs USING btree (queue, priority DESC, seq) WHERE
 CREATE INDEX jobs_runnable_due ON jobs USING btree (not_before) WHERE (state = 'RUNNABLE'::text);
 
 CREATE INDEX jobs_state ON jobs USING btree (state, seq);
+
+CREATE INDEX schedules_due ON schedules USING btree (next_fire_at) WHERE (enabled AND (next_fire_at IS NOT NULL));

@@ -41,6 +41,7 @@ from psycopg_pool import AsyncConnectionPool
 from dockyard.domain.definitions import definition_document
 from dockyard.domain.documents import overrides_document
 from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.scheduling import Schedule, spec_document
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus
 from dockyard.domain.tokens import Token
 from dockyard.domain.transitions import CLAIM, Transition
@@ -48,6 +49,8 @@ from dockyard.errors import StorageError
 from dockyard.storage.port import (
     Capabilities,
     ClaimRequest,
+    Fire,
+    FireResult,
     Heartbeat,
     InsertedJob,
     JobQuery,
@@ -324,6 +327,13 @@ class PostgresStorage:
     # -- jobs -----------------------------------------------------------------------------------
 
     async def insert_jobs(self, jobs: Sequence[NewJob]) -> list[InsertedJob]:
+        return await self._run(lambda conn: self._insert_jobs(conn, jobs))
+
+    async def _insert_jobs(self, conn: Conn, jobs: Sequence[NewJob]) -> list[InsertedJob]:
+        """Insert ``jobs`` in the caller's transaction; an idempotency key seen before returns
+        the earlier job instead."""
+        if not jobs:
+            return []
         payloads = [None if job.payload is None else json.dumps(job.payload) for job in jobs]
         columns = (
             [job.id for job in jobs],
@@ -341,22 +351,17 @@ class PostgresStorage:
             [job.created_at for job in jobs],
             [job.not_before for job in jobs],
         )
-
-        async def insert(conn: Conn) -> tuple[set[str], dict[str, Job], dict[str, Job]]:
-            cursor = await conn.execute(_INSERT_JOBS, columns)
-            created = {row["id"] for row in await cursor.fetchall()}
-            missing = [job for job in jobs if job.id not in created]
-            by_key = await self._jobs_by(
-                conn, "idempotency_key", [j.idempotency_key for j in missing if j.idempotency_key]
-            )
-            # Only a retry of this very insert leaves a job neither created nor found by key.
-            unexplained = [j.id for j in missing if j.idempotency_key not in by_key]
-            by_id = await self._jobs_by(conn, "id", unexplained)
-            if created:
-                await self._notify(conn)
-            return created, by_key, by_id
-
-        created, by_key, by_id = await self._run(insert)
+        cursor = await conn.execute(_INSERT_JOBS, columns)
+        created = {row["id"] for row in await cursor.fetchall()}
+        missing = [job for job in jobs if job.id not in created]
+        by_key = await self._jobs_by(
+            conn, "idempotency_key", [j.idempotency_key for j in missing if j.idempotency_key]
+        )
+        # Only a retry of this very insert leaves a job neither created nor found by key.
+        unexplained = [j.id for j in missing if j.idempotency_key not in by_key]
+        by_id = await self._jobs_by(conn, "id", unexplained)
+        if created:
+            await self._notify(conn)
         inserted = []
         for job, payload in zip(jobs, payloads, strict=True):
             if job.id in created:
@@ -502,6 +507,92 @@ class PostgresStorage:
             return [JobId(row["id"]) for row in await cursor.fetchall()]
 
         return await self._run(prune)
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    async def insert_schedule(self, schedule: Schedule) -> bool:
+        async def insert(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                "INSERT INTO schedules (name, spec, enabled, next_fire_at, created_at, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING name",
+                _schedule_args(schedule),
+            )
+            inserted = await cursor.fetchone() is not None
+            if inserted:
+                await self._notify(conn)
+            return inserted
+
+        return await self._run(insert)
+
+    async def get_schedule(self, name: str) -> Schedule | None:
+        row = await self._fetchone("SELECT * FROM schedules WHERE name = %s", (name,))
+        return None if row is None else _rows.schedule(row)
+
+    async def list_schedules(self) -> list[Schedule]:
+        rows = await self._fetchall("SELECT * FROM schedules ORDER BY name", ())
+        return [_rows.schedule(row) for row in rows]
+
+    async def replace_schedule(self, schedule: Schedule, expected_next: datetime | None) -> bool:
+        async def replace(conn: Conn) -> bool:
+            name, spec, enabled, next_fire_at, _, updated_at = _schedule_args(schedule)
+            cursor = await conn.execute(
+                "UPDATE schedules SET spec = %s, enabled = %s, next_fire_at = %s,"
+                " updated_at = %s, last_error = %s WHERE name = %s"
+                " AND next_fire_at IS NOT DISTINCT FROM %s RETURNING name",
+                (spec, enabled, next_fire_at, updated_at, schedule.last_error, name, expected_next),
+            )
+            replaced = await cursor.fetchone() is not None
+            if replaced:
+                await self._notify(conn)
+            return replaced
+
+        return await self._run(replace)
+
+    async def delete_schedule(self, name: str) -> bool:
+        async def delete(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                "DELETE FROM schedules WHERE name = %s RETURNING name", (name,)
+            )
+            return await cursor.fetchone() is not None
+
+        return await self._run(delete)
+
+    async def due_schedules(self, now: datetime, limit: int) -> list[Schedule]:
+        rows = await self._fetchall(
+            "SELECT * FROM schedules WHERE enabled AND next_fire_at IS NOT NULL"
+            " AND next_fire_at <= %s ORDER BY next_fire_at LIMIT %s",
+            (now, limit),
+        )
+        return [_rows.schedule(row) for row in rows]
+
+    async def next_fire_at(self) -> datetime | None:
+        row = await self._fetchone(
+            "SELECT min(next_fire_at) AS at FROM schedules"
+            " WHERE enabled AND next_fire_at IS NOT NULL",
+            (),
+        )
+        return None if row is None else row["at"]
+
+    async def record_fires(self, fires: Sequence[Fire]) -> list[FireResult]:
+        async def record(conn: Conn) -> list[FireResult]:
+            results = []
+            for fire in fires:
+                cursor = await conn.execute(_MOVE_SCHEDULE, _move_args(fire))
+                if await cursor.fetchone() is None:
+                    results.append(FireResult(applied=False))
+                    continue
+                inserted = await self._insert_jobs(conn, fire.jobs)
+                if inserted:
+                    await conn.execute(
+                        "UPDATE schedules SET last_job_id = %s WHERE name = %s",
+                        (inserted[-1].job.id, fire.schedule),
+                    )
+                if fire.delete:
+                    await conn.execute("DELETE FROM schedules WHERE name = %s", (fire.schedule,))
+                results.append(FireResult(applied=True, jobs=tuple(inserted)))
+            return results
+
+        return await self._run(record)
 
     async def refresh_statistics(self) -> bool:
         # Autovacuum's own rule (50 rows + 10 % of the table), at most once a minute, but at
@@ -836,3 +927,34 @@ def _job_update(transition: Transition) -> tuple[str, list[Any]]:
         where += " AND lease_expires_at < %s"
         args.append(transition.lease_expired_before)
     return f"UPDATE jobs SET {', '.join(sets)} WHERE {where} RETURNING 1", args
+
+
+def _schedule_args(schedule: Schedule) -> tuple[Any, ...]:
+    return (
+        schedule.name,
+        Jsonb(spec_document(schedule.spec)),
+        schedule.enabled,
+        schedule.next_fire_at,
+        schedule.created_at,
+        schedule.updated_at,
+    )
+
+
+#: A scheduler round moves a schedule on only if no one else did (see :class:`Fire`).
+_MOVE_SCHEDULE = (
+    "UPDATE schedules SET next_fire_at = %s, last_fire_at = COALESCE(%s, last_fire_at),"
+    " fires = fires + %s, last_error = %s, updated_at = %s"
+    " WHERE name = %s AND next_fire_at = %s RETURNING name"
+)
+
+
+def _move_args(fire: Fire) -> tuple[Any, ...]:
+    return (
+        fire.next_fire_at,
+        fire.fired_at,
+        len(fire.jobs),
+        fire.error,
+        fire.now,
+        fire.schedule,
+        fire.expected_next,
+    )

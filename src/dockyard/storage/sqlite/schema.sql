@@ -59,6 +59,19 @@ CREATE TABLE queues (
     updated_at  REAL NOT NULL
 ) WITHOUT ROWID;
 
+CREATE TABLE schedules (
+    name          TEXT    PRIMARY KEY,
+    spec          TEXT    NOT NULL,
+    enabled       INTEGER NOT NULL,
+    next_fire_at  REAL,
+    last_fire_at  REAL,
+    last_job_id   TEXT,
+    fires         INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    created_at    REAL    NOT NULL,
+    updated_at    REAL    NOT NULL
+);
+
 CREATE TABLE tokens (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -99,4 +112,6 @@ CREATE INDEX jobs_runnable ON jobs (queue, priority DESC, seq) WHERE state = 'RU
 CREATE INDEX jobs_runnable_due ON jobs (not_before) WHERE state = 'RUNNABLE';
 
 CREATE INDEX jobs_state ON jobs (state, seq);
+
+CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE enabled AND next_fire_at IS NOT NULL;
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from dockyard.domain.definitions import definition_document
 from dockyard.domain.documents import overrides_document
 from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.scheduling import Schedule, spec_document
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus, JobState
 from dockyard.domain.tokens import Token
 from dockyard.domain.transitions import CLAIM, Transition
@@ -33,6 +34,8 @@ from dockyard.errors import StorageError
 from dockyard.storage.port import (
     Capabilities,
     ClaimRequest,
+    Fire,
+    FireResult,
     Heartbeat,
     InsertedJob,
     JobQuery,
@@ -210,56 +213,9 @@ class SQLiteStorage:
     # -- jobs -----------------------------------------------------------------------------------
 
     async def insert_jobs(self, jobs: Sequence[NewJob]) -> list[InsertedJob]:
-        rows = [
-            (
-                job.id,
-                job.name,
-                job.definition_name,
-                job.definition_revision,
-                JobState.RUNNABLE.value,
-                job.queue,
-                job.group_key,
-                job.priority,
-                job.idempotency_key,
-                json.dumps(job.payload),
-                json.dumps(overrides_document(job.overrides)),
-                json.dumps(dict(job.parameters)),
-                job.max_attempts,
-                job.created_at.timestamp(),
-                job.not_before.timestamp(),
-            )
-            for job in jobs
-        ]
-        sql = (
-            "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
-            " group_key, priority, idempotency_key, payload, overrides, parameters, max_attempts,"
-            f" created_at, not_before) VALUES ({_placeholders(15)})"
-            " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-        )
-
         def insert(db: sqlite3.Connection) -> list[InsertedJob]:
             with self._write(db):
-                db.executemany(sql, rows)
-                # Only a job with an idempotency key can have been skipped: read those back to
-                # tell which; every other row is exactly what was just written.
-                keyed = [job.id for job in jobs if job.idempotency_key is not None]
-                found = _select_jobs_by(db, "id", keyed) if keyed else {}
-                missing = [
-                    job.idempotency_key
-                    for job in jobs
-                    if job.idempotency_key is not None and job.id not in found
-                ]
-                existing = _select_jobs_by(db, "idempotency_key", missing) if missing else {}
-            by_key = {job.idempotency_key: job for job in existing.values()}
-            inserted = []
-            for job, row in zip(jobs, rows, strict=True):
-                if job.idempotency_key is None:
-                    inserted.append(InsertedJob(job=_new_job(job, row), created=True))
-                elif job.id in found:
-                    inserted.append(InsertedJob(job=found[job.id], created=True))
-                else:
-                    inserted.append(InsertedJob(job=by_key[job.idempotency_key], created=False))
-            return inserted
+                return _insert_jobs(db, jobs)
 
         return await self._run(insert)
 
@@ -375,6 +331,115 @@ class SQLiteStorage:
         sql += " ORDER BY j.not_before LIMIT 1"
         row = await self._run(lambda db: db.execute(sql, args).fetchone())
         return None if row is None else _dt(row[0])
+
+    # -- schedules ------------------------------------------------------------------------------
+
+    async def insert_schedule(self, schedule: Schedule) -> bool:
+        def insert(db: sqlite3.Connection) -> bool:
+            with self._write(db):
+                cursor = db.execute(
+                    "INSERT INTO schedules (name, spec, enabled, next_fire_at, created_at,"
+                    f" updated_at) VALUES ({_placeholders(6)}) ON CONFLICT (name) DO NOTHING",
+                    _schedule_row(schedule),
+                )
+                return cursor.rowcount == 1
+
+        return await self._run(insert)
+
+    async def get_schedule(self, name: str) -> Schedule | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM schedules WHERE name = ?", (name,)).fetchone()
+        )
+        return None if row is None else _rows.schedule(row)
+
+    async def list_schedules(self) -> list[Schedule]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT * FROM schedules ORDER BY name").fetchall()
+        )
+        return [_rows.schedule(row) for row in rows]
+
+    async def replace_schedule(self, schedule: Schedule, expected_next: datetime | None) -> bool:
+        name, spec, enabled, next_fire_at, _, updated_at = _schedule_row(schedule)
+
+        def replace(db: sqlite3.Connection) -> bool:
+            with self._write(db):
+                cursor = db.execute(
+                    "UPDATE schedules SET spec = ?, enabled = ?, next_fire_at = ?,"
+                    " updated_at = ?, last_error = ? WHERE name = ? AND next_fire_at IS ?",
+                    (
+                        spec,
+                        enabled,
+                        next_fire_at,
+                        updated_at,
+                        schedule.last_error,
+                        name,
+                        _epoch(expected_next),
+                    ),
+                )
+                return cursor.rowcount == 1
+
+        return await self._run(replace)
+
+    async def delete_schedule(self, name: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            with self._write(db):
+                return db.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount == 1
+
+        return await self._run(delete)
+
+    async def due_schedules(self, now: datetime, limit: int) -> list[Schedule]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT * FROM schedules INDEXED BY schedules_due WHERE enabled"
+                " AND next_fire_at IS NOT NULL AND next_fire_at <= ?"
+                " ORDER BY next_fire_at LIMIT ?",
+                (now.timestamp(), limit),
+            ).fetchall()
+        )
+        return [_rows.schedule(row) for row in rows]
+
+    async def next_fire_at(self) -> datetime | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT min(next_fire_at) FROM schedules WHERE enabled AND next_fire_at IS NOT NULL"
+            ).fetchone()
+        )
+        return None if row is None or row[0] is None else _dt(row[0])
+
+    async def record_fires(self, fires: Sequence[Fire]) -> list[FireResult]:
+        def record(db: sqlite3.Connection) -> list[FireResult]:
+            results = []
+            with self._write(db):
+                for fire in fires:
+                    moved = db.execute(
+                        "UPDATE schedules SET next_fire_at = ?,"
+                        " last_fire_at = COALESCE(?, last_fire_at), fires = fires + ?,"
+                        " last_error = ?, updated_at = ? WHERE name = ? AND next_fire_at = ?",
+                        (
+                            _epoch(fire.next_fire_at),
+                            _epoch(fire.fired_at),
+                            len(fire.jobs),
+                            fire.error,
+                            fire.now.timestamp(),
+                            fire.schedule,
+                            fire.expected_next.timestamp(),
+                        ),
+                    )
+                    if moved.rowcount != 1:
+                        results.append(FireResult(applied=False))
+                        continue
+                    inserted = _insert_jobs(db, fire.jobs) if fire.jobs else []
+                    if inserted:
+                        db.execute(
+                            "UPDATE schedules SET last_job_id = ? WHERE name = ?",
+                            (inserted[-1].job.id, fire.schedule),
+                        )
+                    if fire.delete:
+                        db.execute("DELETE FROM schedules WHERE name = ?", (fire.schedule,))
+                    results.append(FireResult(applied=True, jobs=tuple(inserted)))
+            return results
+
+        return await self._run(record)
 
     async def refresh_statistics(self) -> bool:
         # Claims name their index (INDEXED BY), so they do not depend on statistics.
@@ -662,3 +727,72 @@ def _new_job(job: NewJob, row: tuple[Any, ...]) -> Job:
         created_at=datetime.fromtimestamp(row[13], UTC),
         not_before=datetime.fromtimestamp(row[14], UTC),
     )
+
+
+_INSERT_JOBS = (
+    "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
+    " group_key, priority, idempotency_key, payload, overrides, parameters, max_attempts,"
+    f" created_at, not_before) VALUES ({_placeholders(15)})"
+    " ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+)
+
+
+def _insert_jobs(db: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[InsertedJob]:
+    """Insert ``jobs`` in the caller's transaction; an idempotency key seen before returns the
+    earlier job instead."""
+    rows = [
+        (
+            job.id,
+            job.name,
+            job.definition_name,
+            job.definition_revision,
+            JobState.RUNNABLE.value,
+            job.queue,
+            job.group_key,
+            job.priority,
+            job.idempotency_key,
+            json.dumps(job.payload),
+            json.dumps(overrides_document(job.overrides)),
+            json.dumps(dict(job.parameters)),
+            job.max_attempts,
+            job.created_at.timestamp(),
+            job.not_before.timestamp(),
+        )
+        for job in jobs
+    ]
+    db.executemany(_INSERT_JOBS, rows)
+    # Only a job with an idempotency key can have been skipped: read those back to tell which;
+    # every other row is exactly what was just written.
+    keyed = [job.id for job in jobs if job.idempotency_key is not None]
+    found = _select_jobs_by(db, "id", keyed) if keyed else {}
+    missing = [
+        job.idempotency_key
+        for job in jobs
+        if job.idempotency_key is not None and job.id not in found
+    ]
+    existing = _select_jobs_by(db, "idempotency_key", missing) if missing else {}
+    by_key = {job.idempotency_key: job for job in existing.values()}
+    inserted = []
+    for job, row in zip(jobs, rows, strict=True):
+        if job.idempotency_key is None:
+            inserted.append(InsertedJob(job=_new_job(job, row), created=True))
+        elif job.id in found:
+            inserted.append(InsertedJob(job=found[job.id], created=True))
+        else:
+            inserted.append(InsertedJob(job=by_key[job.idempotency_key], created=False))
+    return inserted
+
+
+def _schedule_row(schedule: Schedule) -> tuple[Any, ...]:
+    return (
+        schedule.name,
+        json.dumps(spec_document(schedule.spec)),
+        int(schedule.enabled),
+        _epoch(schedule.next_fire_at),
+        schedule.created_at.timestamp(),
+        schedule.updated_at.timestamp(),
+    )
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
