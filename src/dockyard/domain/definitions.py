@@ -42,6 +42,7 @@ __all__ = [
     "definition_document",
     "parse_definition",
     "parse_definition_ref",
+    "string_map",
 ]
 
 EXECUTOR_KINDS = ("process", "python")
@@ -128,7 +129,7 @@ def parse_definition(doc: Mapping[str, Any]) -> DefinitionSpec:
         retry=_parse_retry(doc.get("retry", {})),
         queue=check_queue(doc.get("queue", DEFAULT_QUEUE)),
         log_max_bytes=_optional(doc, "log_max_bytes", _log_cap) or DEFAULT_LOG_MAX_BYTES,
-        parameters=_string_map(doc.get("parameters", {}), "parameters"),
+        parameters=string_map(doc.get("parameters", {}), "parameters"),
         description=_string(doc.get("description", ""), "description"),
     )
 
@@ -171,7 +172,7 @@ def parse_command(value: object, field: str, *, shell: bool = False) -> tuple[st
 
 
 def parse_environment(value: object, field: str) -> dict[str, str]:
-    env = _string_map(value, field)
+    env = string_map(value, field)
     for name in env:
         check_env_name(name, f"{field}.{name}")
     return env
@@ -309,7 +310,8 @@ def _mapping(value: object, field: str, keys: frozenset[str] | set[str]) -> Mapp
     return value
 
 
-def _string_map(value: object, field: str) -> dict[str, str]:
+def string_map(value: object, field: str) -> dict[str, str]:
+    """A mapping of names to strings (numbers are taken as their text), naming the bad entry."""
     if not isinstance(value, Mapping):
         raise ValidationError(field, "must be a mapping of names to strings")
     out: dict[str, str] = {}

@@ -27,6 +27,7 @@ its first occurrence. A ``rate`` counts elapsed time, so ``rate(1 day)`` is alwa
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,8 +182,11 @@ _CRONSIM_FIELDS = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_expression(text: str) -> Expression:
-    """Parse any dialect; raise :class:`ScheduleExpressionError` saying what is wrong."""
+    """Parse any dialect; raise :class:`ScheduleExpressionError` saying what is wrong.
+
+    Cached: the scheduler reads the same few expressions again and again."""
     if not isinstance(text, str) or not text:
         raise ScheduleExpressionError(str(text), "the expression is empty")
     if text.startswith("cron(") and text.endswith(")"):

@@ -31,6 +31,7 @@ from dockyard.domain.definitions import (
     check_timeout,
     parse_command,
     parse_environment,
+    string_map,
 )
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import JSON, JobId
@@ -261,7 +262,7 @@ def _parse_target(value: object) -> ScheduleTarget:
         environment=parse_environment(value.get("environment") or {}, "target.environment"),
         timeout_seconds=None if timeout is None else check_timeout(timeout, "target.timeout"),
         attempts=None if attempts is None else check_attempts(attempts, "target.attempts"),
-        parameters=_string_map(value.get("parameters") or {}, "target.parameters"),
+        parameters=string_map(value.get("parameters") or {}, "target.parameters"),
     )
 
 
@@ -390,17 +391,6 @@ def _optional_string(value: object, field: str) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ValidationError(field, "must be a string")
     return value
-
-
-def _string_map(value: object, field: str) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise ValidationError(field, "must be a mapping of names to strings")
-    out: dict[str, str] = {}
-    for key, item in value.items():
-        if not isinstance(item, str):
-            raise ValidationError(f"{field}.{key}", "must be a string")
-        out[str(key)] = item
-    return out
 
 
 _E = TypeVar("_E", bound=StrEnum)
