@@ -111,6 +111,11 @@ def test_a_rate_fires_at_once_then_every_period_and_an_at_fires_once(settings: S
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
         rate = await app.create_schedule(schedule_doc("rate(5 minutes)"), name="rate")
         assert rate.next_fire_at == START  # AWS: a rate without a start fires immediately
+        clock.advance(0.75)  # fire times are whole seconds: a rate created now fires at once too
+        soon = await app.create_schedule(schedule_doc("rate(1 day)"), name="soon")
+        assert soon.next_fire_at == START
+        await app.delete_schedule("soon")
+        clock.advance(-0.75)
         once = await app.create_schedule(
             schedule_doc("at(2026-06-01T14:05:00)", timezone="Europe/Paris"), name="once"
         )

@@ -414,7 +414,7 @@ def first_fire(spec: ScheduleSpec, *, now: datetime, anchor: datetime) -> dateti
     zone = parse_timezone(spec.timezone)
     if isinstance(expression, RateExpression):
         rate_anchor = _whole_second(spec.start or anchor)
-        after = max(now, rate_anchor) - timedelta(microseconds=1)
+        after = max(_whole_second(now), rate_anchor) - timedelta(microseconds=1)
         times = fire_times(expression, zone=zone, after=after, anchor=rate_anchor)
     else:
         after = now
