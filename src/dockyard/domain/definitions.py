@@ -172,6 +172,8 @@ def parse_command(value: object, field: str, *, shell: bool = False) -> tuple[st
 
 
 def parse_environment(value: object, field: str) -> dict[str, str]:
+    if isinstance(value, dict) and not value:
+        return {}
     env = string_map(value, field)
     for name in env:
         check_env_name(name, f"{field}.{name}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -90,7 +89,8 @@ def new_job_id(now: datetime) -> JobId:
     value = (
         (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
     )
-    return JobId(str(uuid.UUID(int=value)))
+    text = f"{value:032x}"
+    return JobId(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
 
 
 def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> NewJob:
@@ -102,10 +102,10 @@ def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> Ne
     if not -1000 <= request.priority <= 1000:
         raise ValidationError("priority", "must be between -1000 and 1000")
     try:
-        encoded = json.dumps(request.payload)
+        encoded = None if request.payload is None else json.dumps(request.payload)
     except (TypeError, ValueError):
         raise ValidationError("payload", "must be JSON-serialisable") from None
-    if len(encoded) > MAX_PAYLOAD_BYTES:
+    if encoded is not None and len(encoded) > MAX_PAYLOAD_BYTES:
         raise ValidationError("payload", f"must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")
     spec = definition.spec
     command = request.command
@@ -131,6 +131,7 @@ def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> Ne
         priority=request.priority,
         idempotency_key=_check_key(request.idempotency_key, "idempotency_key"),
         payload=request.payload,
+        payload_json=encoded,
         overrides=overrides,
         parameters={**spec.parameters, **dict(request.parameters)},
         max_attempts=overrides.attempts or spec.retry.attempts,

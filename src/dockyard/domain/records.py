@@ -136,6 +136,8 @@ class NewJob:
     priority: int = 0
     idempotency_key: str | None = None
     payload: JSON = None
+    #: ``payload`` as JSON text when validation already encoded it (stores encode it otherwise).
+    payload_json: str | None = None
     overrides: Overrides = field(default_factory=Overrides)
     parameters: Mapping[str, str] = field(default_factory=dict)
     max_attempts: int = 1

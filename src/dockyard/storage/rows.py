@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from dockyard.domain.definitions import parse_definition
-from dockyard.domain.documents import parse_overrides
-from dockyard.domain.records import Attempt, Definition, Job, JobId, NewJob
+from dockyard.domain.documents import overrides_document, parse_overrides
+from dockyard.domain.records import Attempt, Definition, Job, JobId, NewJob, Overrides
 from dockyard.domain.scheduling import Schedule, parse_schedule
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.domain.tokens import Role, Token
 
-__all__ = ["RowReader", "new_job_record"]
+__all__ = ["RowReader", "new_job_columns", "new_job_record"]
 
 
 class Row(Protocol):
@@ -135,3 +136,19 @@ def new_job_record(job: NewJob, *, payload: Any, created_at: datetime, not_befor
         created_at=created_at,
         not_before=not_before,
     )
+
+
+_NO_OVERRIDES = Overrides()
+
+
+def new_job_columns(job: NewJob) -> tuple[str | None, str, str]:
+    """The payload (None for none), overrides and parameters of ``job`` as JSON text, without
+    encoding again what validation encoded or what is empty (most jobs of a bulk submit)."""
+    payload = job.payload_json
+    if payload is None and job.payload is not None:
+        payload = json.dumps(job.payload)
+    overrides = (
+        "{}" if job.overrides == _NO_OVERRIDES else json.dumps(overrides_document(job.overrides))
+    )
+    parameters = json.dumps(dict(job.parameters)) if job.parameters else "{}"
+    return payload, overrides, parameters

@@ -39,7 +39,6 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from dockyard.domain.definitions import definition_document
-from dockyard.domain.documents import overrides_document
 from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
 from dockyard.domain.scheduling import Schedule, spec_document
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus
@@ -58,7 +57,7 @@ from dockyard.storage.port import (
     WorkerInfo,
 )
 from dockyard.storage.postgres.migrator import apply_migrations
-from dockyard.storage.rows import RowReader, new_job_record
+from dockyard.storage.rows import RowReader, new_job_columns, new_job_record
 from dockyard.storage.signal import ChangeSignal
 from dockyard.storage.sql import UPDATABLE_COLUMNS, list_jobs_sql
 
@@ -334,7 +333,8 @@ class PostgresStorage:
         the earlier job instead."""
         if not jobs:
             return []
-        payloads = [None if job.payload is None else json.dumps(job.payload) for job in jobs]
+        encoded = [new_job_columns(job) for job in jobs]
+        payloads = [payload for payload, _, _ in encoded]
         columns = (
             [job.id for job in jobs],
             [job.name for job in jobs],
@@ -345,8 +345,8 @@ class PostgresStorage:
             [job.priority for job in jobs],
             [job.idempotency_key for job in jobs],
             payloads,
-            [json.dumps(overrides_document(job.overrides)) for job in jobs],
-            [json.dumps(dict(job.parameters)) for job in jobs],
+            [overrides for _, overrides, _ in encoded],
+            [parameters for _, _, parameters in encoded],
             [job.max_attempts for job in jobs],
             [job.created_at for job in jobs],
             [job.not_before for job in jobs],

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dockyard.domain.definitions import definition_document
-from dockyard.domain.documents import overrides_document
 from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
 from dockyard.domain.scheduling import Schedule, spec_document
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus, JobState
@@ -42,7 +41,7 @@ from dockyard.storage.port import (
     QueueInfo,
     WorkerInfo,
 )
-from dockyard.storage.rows import RowReader, new_job_record
+from dockyard.storage.rows import RowReader, new_job_columns, new_job_record
 from dockyard.storage.signal import ChangeSignal
 from dockyard.storage.sql import UPDATABLE_COLUMNS, list_jobs_sql
 from dockyard.storage.sqlite.migrator import apply_migrations
@@ -719,14 +718,21 @@ _rows = RowReader(time=lambda seconds: datetime.fromtimestamp(seconds, UTC), jso
 _definition, _job, _token, _attempt = _rows.definition, _rows.job, _rows.token, _rows.attempt
 
 
-def _new_job(job: NewJob, row: tuple[Any, ...]) -> Job:
-    """The job just inserted from ``row`` (of insert_jobs), as :func:`_job` would read it back."""
+def _new_job(job: NewJob, row: tuple[Any, ...], times: dict[float, datetime]) -> Job:
+    """The job just inserted from ``row`` (of insert_jobs), as :func:`_job` would read it back
+    (``times`` remembers the times of a batch, which mostly share one)."""
+    created_at = times.get(row[13]) or times.setdefault(row[13], _dt_from(row[13]))
+    not_before = times.get(row[14]) or times.setdefault(row[14], _dt_from(row[14]))
     return new_job_record(
         job,
         payload=None if job.payload is None else json.loads(row[9]),
-        created_at=datetime.fromtimestamp(row[13], UTC),
-        not_before=datetime.fromtimestamp(row[14], UTC),
+        created_at=created_at,
+        not_before=not_before,
     )
+
+
+def _dt_from(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 _INSERT_JOBS = (
@@ -740,23 +746,30 @@ _INSERT_JOBS = (
 def _insert_jobs(db: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[InsertedJob]:
     """Insert ``jobs`` in the caller's transaction; an idempotency key seen before returns the
     earlier job instead."""
+    runnable = JobState.RUNNABLE.value
+    seconds: dict[datetime, float] = {}  # the jobs of a batch mostly share their times
+
+    def epoch(moment: datetime) -> float:
+        value = seconds.get(moment)
+        if value is None:
+            value = seconds[moment] = moment.timestamp()
+        return value
+
     rows = [
         (
             job.id,
             job.name,
             job.definition_name,
             job.definition_revision,
-            JobState.RUNNABLE.value,
+            runnable,
             job.queue,
             job.group_key,
             job.priority,
             job.idempotency_key,
-            json.dumps(job.payload),
-            json.dumps(overrides_document(job.overrides)),
-            json.dumps(dict(job.parameters)),
+            *new_job_columns(job),
             job.max_attempts,
-            job.created_at.timestamp(),
-            job.not_before.timestamp(),
+            epoch(job.created_at),
+            epoch(job.not_before),
         )
         for job in jobs
     ]
@@ -773,9 +786,10 @@ def _insert_jobs(db: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[Inserte
     existing = _select_jobs_by(db, "idempotency_key", missing) if missing else {}
     by_key = {job.idempotency_key: job for job in existing.values()}
     inserted = []
+    times: dict[float, datetime] = {}
     for job, row in zip(jobs, rows, strict=True):
         if job.idempotency_key is None:
-            inserted.append(InsertedJob(job=_new_job(job, row), created=True))
+            inserted.append(InsertedJob(job=_new_job(job, row, times), created=True))
         elif job.id in found:
             inserted.append(InsertedJob(job=found[job.id], created=True))
         else:
