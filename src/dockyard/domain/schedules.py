@@ -26,6 +26,7 @@ its first occurrence. A ``rate`` counts elapsed time, so ``rate(1 day)`` is alwa
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import functools
 import re
@@ -119,11 +120,19 @@ class AwsCronExpression:
                 day = _first_of_next_month(day)
                 continue
             if self.matches(day):
-                for hour in self.hours:
-                    for minute in self.minutes:
-                        moment = datetime(day.year, day.month, day.day, hour, minute)
-                        if moment >= start:
-                            yield moment
+                # On the first day, start at start's hour and minute instead of walking to it.
+                first_day = day == start.date()
+                hours = (
+                    self.hours[bisect.bisect_left(self.hours, start.hour) :]
+                    if first_day
+                    else self.hours
+                )
+                for hour in hours:
+                    minutes = self.minutes
+                    if first_day and hour == start.hour:
+                        minutes = minutes[bisect.bisect_left(minutes, start.minute) :]
+                    for minute in minutes:
+                        yield datetime(day.year, day.month, day.day, hour, minute)
             day += timedelta(days=1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any, Protocol
 from dockyard.domain.definitions import parse_definition
 from dockyard.domain.documents import overrides_document, parse_overrides
 from dockyard.domain.records import Attempt, Definition, Job, JobId, NewJob, Overrides
-from dockyard.domain.scheduling import Schedule, parse_schedule
+from dockyard.domain.scheduling import Schedule, ScheduleSpec, parse_schedule
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.domain.tokens import Role, Token
 
@@ -89,7 +90,8 @@ class RowReader:
         )
 
     def schedule(self, row: Row) -> Schedule:
-        spec, _ = parse_schedule(self.json(row["spec"]))
+        raw = row["spec"]
+        spec = _spec_from_text(raw) if isinstance(raw, str) else parse_schedule(raw)[0]
         return Schedule(
             name=row["name"],
             spec=spec,
@@ -136,6 +138,13 @@ def new_job_record(job: NewJob, *, payload: Any, created_at: datetime, not_befor
         created_at=created_at,
         not_before=not_before,
     )
+
+
+@functools.lru_cache(maxsize=16384)
+def _spec_from_text(text: str) -> ScheduleSpec:
+    """A stored spec, parsed once: the scheduler reads thousands of schedules a minute, most
+    of them unchanged since the last time (ScheduleSpec is immutable, so sharing it is safe)."""
+    return parse_schedule(json.loads(text))[0]
 
 
 _NO_OVERRIDES = Overrides()

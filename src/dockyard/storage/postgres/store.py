@@ -168,8 +168,23 @@ class PostgresStorage:
         await conn.execute(_CONFIGURE_SESSION)
 
     async def _connect(self, **kwargs: Any) -> AsyncConnection[Any]:
+        """A new connection of our own; one cancelled halfway (a shutdown) is closed, not left
+        for the garbage collector."""
+        opening = asyncio.ensure_future(self._open_connection(**kwargs))
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await (await opening).close()
+            raise
+
+    async def _open_connection(self, **kwargs: Any) -> AsyncConnection[Any]:
         conn = await AsyncConnection.connect(self._dsn, autocommit=True, **kwargs)
-        await self._configure(conn)
+        try:
+            await self._configure(conn)
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def _open_pool(self) -> AsyncConnectionPool[Conn]:
@@ -525,11 +540,13 @@ class PostgresStorage:
         return await self._run(insert)
 
     async def get_schedule(self, name: str) -> Schedule | None:
-        row = await self._fetchone("SELECT * FROM schedules WHERE name = %s", (name,))
+        row = await self._fetchone(
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE name = %s", (name,)
+        )
         return None if row is None else _rows.schedule(row)
 
     async def list_schedules(self) -> list[Schedule]:
-        rows = await self._fetchall("SELECT * FROM schedules ORDER BY name", ())
+        rows = await self._fetchall(f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name", ())
         return [_rows.schedule(row) for row in rows]
 
     async def replace_schedule(self, schedule: Schedule, expected_next: datetime | None) -> bool:
@@ -559,7 +576,7 @@ class PostgresStorage:
 
     async def due_schedules(self, now: datetime, limit: int) -> list[Schedule]:
         rows = await self._fetchall(
-            "SELECT * FROM schedules WHERE enabled AND next_fire_at IS NOT NULL"
+            f"SELECT {_SCHEDULE_COLUMNS} FROM schedules WHERE enabled AND next_fire_at IS NOT NULL"
             " AND next_fire_at <= %s ORDER BY next_fire_at LIMIT %s",
             (now, limit),
         )
@@ -577,6 +594,9 @@ class PostgresStorage:
         # A set-based statement per step, whatever the number of schedules: a minute when
         # thousands of schedules fire is a handful of statements per batch.
         async def record(conn: Conn) -> list[FireResult]:
+            # The job ids are made here, so the move sets last_job_id too; only a fire whose
+            # key was taken (a failover) points at another job, corrected after the insert.
+            planned = [fire.jobs[-1].id if fire.jobs else None for fire in fires]
             cursor = await conn.execute(
                 _MOVE_SCHEDULES,
                 (
@@ -587,25 +607,26 @@ class PostgresStorage:
                     [len(fire.jobs) for fire in fires],
                     [fire.error for fire in fires],
                     [fire.now for fire in fires],
+                    planned,
                 ),
             )
             moved = {row["name"] for row in await cursor.fetchall()}
             applied = [fire for fire in fires if fire.schedule in moved]
             inserted = await self._insert_jobs(conn, [job for f in applied for job in f.jobs])
             results: dict[str, FireResult] = {}
-            last_jobs: dict[str, str] = {}
+            others: dict[str, str] = {}
             offset = 0
             for fire in applied:
                 mine = tuple(inserted[offset : offset + len(fire.jobs)])
                 offset += len(fire.jobs)
                 results[fire.schedule] = FireResult(applied=True, jobs=mine)
-                if mine:
-                    last_jobs[fire.schedule] = mine[-1].job.id
-            if last_jobs:
+                if mine and mine[-1].job.id != fire.jobs[-1].id:
+                    others[fire.schedule] = mine[-1].job.id
+            if others:
                 await conn.execute(
                     "UPDATE schedules s SET last_job_id = v.job_id"
                     " FROM unnest(%s::text[], %s::text[]) AS v(name, job_id) WHERE s.name = v.name",
-                    (list(last_jobs), list(last_jobs.values())),
+                    (list(others), list(others.values())),
                 )
             deleted = [fire.schedule for fire in applied if fire.delete]
             if deleted:
@@ -960,13 +981,19 @@ def _schedule_args(schedule: Schedule) -> tuple[Any, ...]:
     )
 
 
+#: Schedules as RowReader.schedule reads them: the spec as JSON text, so that an unchanged spec
+#: is parsed once (see storage/rows.py).
+_SCHEDULE_COLUMNS = (
+    "name, spec::text AS spec, enabled, next_fire_at, last_fire_at, last_job_id, fires,"
+    " last_error, created_at, updated_at"
+)
 #: A scheduler round moves each schedule on only if no one else did (see :class:`Fire`).
 _MOVE_SCHEDULES = (
     "UPDATE schedules s SET next_fire_at = v.next_fire_at,"
     " last_fire_at = COALESCE(v.fired_at, s.last_fire_at), fires = s.fires + v.jobs,"
-    " last_error = v.error, updated_at = v.now"
+    " last_error = v.error, updated_at = v.now, last_job_id = COALESCE(v.job, s.last_job_id)"
     " FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[],"
-    " %s::int[], %s::text[], %s::timestamptz[])"
-    " AS v(name, expected, next_fire_at, fired_at, jobs, error, now)"
+    " %s::int[], %s::text[], %s::timestamptz[], %s::text[])"
+    " AS v(name, expected, next_fire_at, fired_at, jobs, error, now, job)"
     " WHERE s.name = v.name AND s.next_fire_at = v.expected RETURNING s.name"
 )
