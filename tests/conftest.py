@@ -374,3 +374,105 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(settings, tmp_path / "server.log")
     yield process
     process.close()
+
+
+# -- a Docker engine ----------------------------------------------------------------------------
+
+BUSYBOX_IMAGE = "local/busybox:1"
+_BUSYBOX_APPLETS = ("sh", "echo", "sleep", "cat", "head", "tr", "env", "ls", "id", "true", "false")
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    """The local Docker engine's client; skip (fail under CI=true) when no engine answers."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as error:
+        reason = f"no Docker engine answers ({error}); .ci/run starts one (dockerd, as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return client
+
+
+def busybox_tar(scripts: dict[str, str] | None = None) -> bytes:
+    """A root filesystem of busybox-static and its applets, plus ``scripts`` (path → text)."""
+    import io
+    import tarfile
+
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        reason = "busybox-static is not installed (/bin/busybox); .ci/run installs it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in _BUSYBOX_APPLETS:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type = tarfile.SYMTYPE
+            link.linkname = "busybox"
+            tar.addfile(link)
+        tmp = tarfile.TarInfo("tmp")
+        tmp.type = tarfile.DIRTYPE
+        tmp.mode = 0o1777
+        tar.addfile(tmp)
+        for path, text in (scripts or {}).items():
+            data = text.encode()
+            entry = tarfile.TarInfo(path.lstrip("/"))
+            entry.size = len(data)
+            entry.mode = 0o755
+            tar.addfile(entry, io.BytesIO(data))
+    return archive.getvalue()
+
+
+@pytest.fixture(scope="session")
+def busybox_image(docker_client: Any) -> str:
+    """``local/busybox:1``: an image made here from Debian's busybox-static, with no download."""
+    repository, tag = BUSYBOX_IMAGE.split(":")
+    docker_client.api.import_image_from_data(busybox_tar(), repository=repository, tag=tag)
+    return BUSYBOX_IMAGE
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """Debian's Docker registry (Distribution 2.8) on a free port: its ``host:port``."""
+    import shutil
+    import urllib.request
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        reason = "docker-registry is not installed; .ci/run installs it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    address = f"127.0.0.1:{free_port()}"
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'registry-data'}}},"
+        " delete: {enabled: true}}\n"
+        f"http: {{addr: {address}}}\n"
+        "log: {level: warn}\n"
+    )
+    log = (tmp_path / "registry.log").open("wb")
+    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_until(answers, what="the registry to answer")
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

@@ -36,6 +36,7 @@ LEAST_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/v1/definitions/{name}/active"): "viewer",
     ("GET", "/v1/definitions/{name}/{revision}"): "viewer",
     ("DELETE", "/v1/definitions/{name}/{revision}"): "operator",
+    ("POST", "/v1/definitions/{name}/rollback"): "operator",
     ("POST", "/v1/jobs"): "operator",
     ("GET", "/v1/jobs"): "viewer",
     ("POST", "/v1/jobs/batch"): "operator",
@@ -374,6 +375,7 @@ def seed(api: httpx.Client, start_worker) -> dict[str, dict[str, Any]]:
         "GET /v1/definitions/{name}/active": path(name="demo"),
         "GET /v1/definitions/{name}/{revision}": path(name="demo", revision=1),
         "DELETE /v1/definitions/{name}/{revision}": path(name="demo", revision=1),
+        "POST /v1/definitions/{name}/rollback": path(name="demo"),
         "POST /v1/definitions": {"body": {"name": "fuzzed", "command": ["true"], "timeout": 5}},
         "POST /v1/jobs": {"body": {"definition": "keep", "payload": {"n": 1}}},
         "POST /v1/jobs/batch": {

@@ -39,7 +39,7 @@ from dockyard.domain.scheduling import (
 from dockyard.domain.states import TERMINAL_STATES, DefinitionStatus, JobState
 from dockyard.domain.tokens import Token, generate_secret, hash_secret, parse_role
 from dockyard.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
-from dockyard.executors import Executor, ProcessExecutor, PythonExecutor
+from dockyard.executors import DockerExecutor, Executor, ProcessExecutor, PythonExecutor
 from dockyard.logs import LocalLogStore
 from dockyard.runtime import (
     Maintenance,
@@ -149,6 +149,19 @@ class Dockyard:
         if definition is None:
             raise NotFoundError("definition", ref)
         return definition
+
+    async def rollback_definition(self, name: str) -> Definition:
+        """Register a new revision equal to the ACTIVE revision before the latest one, so the
+        next job runs what ran before and the history stays linear."""
+        active = [
+            definition
+            for definition in await self.definition_revisions(name)
+            if definition.status is DefinitionStatus.ACTIVE
+        ]
+        if len(active) < 2:
+            raise ConflictError(f"definition {name} has no earlier ACTIVE revision to roll back to")
+        previous = active[-2]
+        return await self.storage.insert_definition(name, previous.spec, self.clock.now())
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -298,6 +311,7 @@ class Dockyard:
         return {
             "process": ProcessExecutor(base),
             "python": PythonExecutor(base, search_path=[os.getcwd()]),
+            "docker": DockerExecutor(base),
         }
 
     def worker(self, config: WorkerConfig, *, rng: random.Random | None = None) -> Worker:

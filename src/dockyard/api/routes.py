@@ -102,6 +102,17 @@ async def get_revision(name: str, revision: int, app: App) -> dict[str, Any]:
     return definition_summary(await app.get_definition(f"{name}:{revision}"))
 
 
+@router.post(
+    "/definitions/{name}/rollback",
+    status_code=201,
+    response_model=DefinitionOut,
+    dependencies=[Operator],
+)
+async def rollback_definition(name: str, app: App) -> dict[str, Any]:
+    """Register a new revision equal to the ACTIVE one before the latest (409 if none)."""
+    return definition_summary(await app.rollback_definition(name))
+
+
 @router.delete(
     "/definitions/{name}/{revision}", response_model=DefinitionOut, dependencies=[Operator]
 )

@@ -45,6 +45,16 @@ class DefinitionIn(_Strict):
     working_dir: str | None = None
     function: str | None = None
     isolation: str | None = None
+    image: str | None = None
+    entrypoint: list[str] | str | None = None
+    user: str | None = None
+    non_root: bool | None = None
+    network_mode: str | None = None
+    read_only: bool | None = None
+    tmpfs: dict[str, str] | None = None
+    pull: str | None = None
+    registry_username: str | None = None
+    registry_password_env: str | None = None
     environment: dict[str, str] | None = None
     resources: dict[str, float | int] | None = None
     timeout: float | None = None
@@ -67,6 +77,16 @@ class DefinitionOut(BaseModel):
     working_dir: str | None = None
     function: str | None = None
     isolation: str | None = None
+    image: str | None = None
+    entrypoint: list[str] | None = None
+    user: str | None = None
+    non_root: bool | None = None
+    network_mode: str | None = None
+    read_only: bool | None = None
+    tmpfs: dict[str, str] | None = None
+    pull: str | None = None
+    registry_username: str | None = None
+    registry_password_env: str | None = None
     environment: dict[str, str]
     resources: dict[str, float | int]
     timeout: float | None

@@ -1,4 +1,4 @@
-"""``dockyard definitions register|list|describe|deregister``."""
+"""``dockyard definitions register|list|describe|deregister|rollback``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dockyard.cli.context import CliContext, output_option, pass_cli
 from dockyard.cli.options import parse_pairs, read_document
 from dockyard.cli.render import print_definitions, print_json
 from dockyard.domain.documents import definition_summary
+from dockyard.domain.imports import definition_from_batch, definition_from_ecs
 from dockyard.errors import ValidationError
 
 __all__ = ["definitions"]
@@ -39,7 +40,20 @@ def _rule(text: str) -> dict[str, str]:
 @click.argument("name", required=False)
 @click.argument("command", nargs=-1)
 @click.option("-f", "--file", "file", help="A YAML or JSON definition file ('-' for stdin).")
-@click.option("--executor", type=click.Choice(["process", "python"]), help="How jobs run.")
+@click.option("--from-ecs", "ecs_file", metavar="FILE", help="An ECS task definition (JSON).")
+@click.option(
+    "--from-batch", "batch_file", metavar="FILE", help="An AWS Batch job definition (JSON)."
+)
+@click.option(
+    "--executor", type=click.Choice(["process", "python", "docker"]), help="How jobs run."
+)
+@click.option("--image", help="The container image, for the docker executor.")
+@click.option(
+    "--pull",
+    type=click.Choice(["always", "if-not-present", "never"]),
+    help="When the docker executor pulls the image [if-not-present].",
+)
+@click.option("--user", help="The container's user [the image's].")
 @click.option("--env", "env", multiple=True, metavar="K=V", help="An environment variable.")
 @click.option("--timeout", type=float, help="Seconds an attempt may run.")
 @click.option("--kill-grace", type=float, help="Seconds between SIGTERM and SIGKILL [10].")
@@ -69,17 +83,37 @@ def _rule(text: str) -> dict[str, str]:
 @output_option
 @pass_cli
 def register(
-    cli: CliContext, /, name: str | None, command: tuple[str, ...], file: str | None, **flags: Any
+    cli: CliContext,
+    /,
+    name: str | None,
+    command: tuple[str, ...],
+    file: str | None,
+    ecs_file: str | None,
+    batch_file: str | None,
+    **flags: Any,
 ) -> None:
     """Register NAME (a new revision if it exists), from a file or flags.
 
     \b
     dockyard definitions register hello --executor process -- echo hello
+    dockyard definitions register report --image registry:5000/team/report:1 -- report --all
     dockyard definitions register -f nightly.yaml
+    dockyard definitions register --from-ecs taskdef.json
+    dockyard definitions register --from-batch jobdef.json
     """
+    if sum(source is not None for source in (file, ecs_file, batch_file)) > 1:
+        raise ValidationError("file", "give one of -f, --from-ecs and --from-batch")
     document: dict[str, Any] = read_document(file) if file else {}
+    for path, convert in ((ecs_file, definition_from_ecs), (batch_file, definition_from_batch)):
+        if path is not None:
+            document, left_out = convert(read_document(path))
+            if left_out:
+                click.echo(
+                    f"warning: not imported (Dockyard does not support them): {', '.join(left_out)}",
+                    err=True,
+                )
     _apply_flags(document, command, flags)
-    document.setdefault("executor", "process")
+    document.setdefault("executor", "docker" if "image" in document else "process")
     definition = cli.client.register(document, name=name)
     if cli.json:
         print_json(definition_summary(definition))
@@ -109,6 +143,9 @@ def _apply_flags(document: dict[str, Any], command: tuple[str, ...], flags: dict
         ("log_max_bytes", "log_max_bytes"),
         ("function", "function"),
         ("isolation", "isolation"),
+        ("image", "image"),
+        ("pull", "pull"),
+        ("user", "user"),
         ("shell", "shell"),
         ("working_dir", "working_dir"),
         ("description", "description"),
@@ -167,3 +204,16 @@ def deregister(cli: CliContext, ref: str) -> None:
         print_json(definition_summary(definition))
     else:
         click.echo(f"deregistered {definition.ref}")
+
+
+@definitions.command("rollback")
+@click.argument("name")
+@output_option
+@pass_cli
+def rollback(cli: CliContext, name: str) -> None:
+    """Register a new revision equal to the ACTIVE one before the latest: the next job runs it."""
+    definition = cli.client.rollback(name)
+    if cli.json:
+        print_json(definition_summary(definition))
+    else:
+        click.echo(f"registered {definition.ref} (a copy of the revision before the latest)")

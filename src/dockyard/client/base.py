@@ -47,6 +47,10 @@ class Client(ABC):
     @abstractmethod
     def deregister(self, ref: str) -> Definition: ...
 
+    @abstractmethod
+    def rollback(self, name: str) -> Definition:
+        """Register a new revision equal to the ACTIVE one before the latest."""
+
     # -- jobs -----------------------------------------------------------------------------------
 
     def submit(

@@ -66,6 +66,10 @@ class DirectClient(Client):
         result: Definition = self._call(self._app.deregister_definition, ref)
         return result
 
+    def rollback(self, name: str) -> Definition:
+        result: Definition = self._call(self._app.rollback_definition, name)
+        return result
+
     def submit_requests(self, requests: Sequence[SubmitRequest]) -> builtins.list[Submitted]:
         result: builtins.list[Submitted] = self._call(self._app.submit_many, requests)
         return result

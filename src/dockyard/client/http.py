@@ -91,6 +91,9 @@ class HttpClient(Client):
             raise ValidationError("definition", "name the revision to deregister, as NAME:REVISION")
         return parse_definition_document(self._send("DELETE", f"/v1/definitions/{name}/{revision}"))
 
+    def rollback(self, name: str) -> Definition:
+        return parse_definition_document(self._send("POST", f"/v1/definitions/{name}/rollback"))
+
     # -- jobs -----------------------------------------------------------------------------------
 
     def submit_requests(self, requests: Sequence[SubmitRequest]) -> builtins.list[Submitted]:

@@ -18,6 +18,7 @@ from dockyard.domain.records import (
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_QUEUE,
     DefinitionSpec,
+    DockerSpec,
     ExecutorSpec,
     ProcessSpec,
     PythonSpec,
@@ -45,7 +46,7 @@ __all__ = [
     "string_map",
 ]
 
-EXECUTOR_KINDS = ("process", "python")
+EXECUTOR_KINDS = ("process", "python", "docker")
 MAX_ATTEMPTS = 10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -68,7 +69,30 @@ _COMMON_FIELDS = frozenset(
 _EXECUTOR_FIELDS = {
     "process": frozenset({"command", "shell", "working_dir"}),
     "python": frozenset({"function", "isolation"}),
+    "docker": frozenset(
+        {
+            "image",
+            "command",
+            "entrypoint",
+            "working_dir",
+            "user",
+            "non_root",
+            "network_mode",
+            "read_only",
+            "tmpfs",
+            "pull",
+            "registry_username",
+            "registry_password_env",
+        }
+    ),
 }
+_PULL_POLICIES = ("always", "if-not-present", "never")
+_NETWORK_MODES = ("bridge", "none", "host")
+#: An image reference: [registry[:port]/]repository[:tag][@digest], as Docker accepts it.
+_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
 
 T = TypeVar("T")
 
@@ -147,6 +171,8 @@ def _parse_executor(kind: str, doc: Mapping[str, Any]) -> ExecutorSpec:
             shell=shell,
             working_dir=working_dir,
         )
+    if kind == "docker":
+        return _parse_docker(doc)
     function = doc.get("function")
     if not isinstance(function, str) or not _FUNCTION.match(function):
         raise ValidationError("function", "must be 'package.module:function'")
@@ -154,6 +180,48 @@ def _parse_executor(kind: str, doc: Mapping[str, Any]) -> ExecutorSpec:
     if isolation not in ("inline", "subprocess"):
         raise ValidationError("isolation", "must be 'inline' or 'subprocess'")
     return PythonSpec(function=function, isolation=isolation)
+
+
+def _parse_docker(doc: Mapping[str, Any]) -> DockerSpec:
+    image = doc.get("image")
+    if not isinstance(image, str) or not _IMAGE.match(image):
+        raise ValidationError(
+            "image", "must be an image reference like registry:5000/team/app:tag[@sha256:…]"
+        )
+    command, entrypoint = doc.get("command"), doc.get("entrypoint")
+    pull = doc.get("pull", "if-not-present")
+    if pull not in _PULL_POLICIES:
+        raise ValidationError("pull", f"must be one of {', '.join(_PULL_POLICIES)}")
+    network = doc.get("network_mode", "bridge")
+    if network not in _NETWORK_MODES:
+        raise ValidationError("network_mode", f"must be one of {', '.join(_NETWORK_MODES)}")
+    tmpfs = string_map(doc.get("tmpfs", {}), "tmpfs")
+    for mount in tmpfs:
+        if not mount.startswith("/"):
+            raise ValidationError(f"tmpfs.{mount}", "must be an absolute path")
+    password_env = doc.get("registry_password_env")
+    if password_env is not None:
+        check_env_name(password_env, "registry_password_env")
+    return DockerSpec(
+        image=image,
+        command=None if command is None else parse_command(command, "command"),
+        entrypoint=None if entrypoint is None else parse_command(entrypoint, "entrypoint"),
+        working_dir=_optional(doc, "working_dir", _string),
+        user=_optional(doc, "user", _string),
+        non_root=_flag(doc.get("non_root", False), "non_root"),
+        network_mode=network,
+        read_only=_flag(doc.get("read_only", False), "read_only"),
+        tmpfs=tmpfs,
+        pull=pull,
+        registry_username=_optional(doc, "registry_username", _string),
+        registry_password_env=password_env,
+    )
+
+
+def _flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(field, "must be true or false")
+    return value
 
 
 def parse_command(value: object, field: str, *, shell: bool = False) -> tuple[str, ...]:
@@ -335,6 +403,25 @@ def definition_document(name: str, spec: DefinitionSpec) -> dict[str, Any]:
                 doc["working_dir"] = working_dir
         case PythonSpec(function=function, isolation=isolation):
             doc.update(function=function, isolation=isolation)
+        case DockerSpec() as docker:
+            doc["image"] = docker.image
+            for key, value in (
+                ("command", None if docker.command is None else list(docker.command)),
+                ("entrypoint", None if docker.entrypoint is None else list(docker.entrypoint)),
+                ("working_dir", docker.working_dir),
+                ("user", docker.user),
+                ("registry_username", docker.registry_username),
+                ("registry_password_env", docker.registry_password_env),
+            ):
+                if value is not None:
+                    doc[key] = value
+            doc.update(
+                non_root=docker.non_root,
+                network_mode=docker.network_mode,
+                read_only=docker.read_only,
+                tmpfs=dict(docker.tmpfs),
+                pull=docker.pull,
+            )
     resources = {
         key: value
         for key, value in (

@@ -20,6 +20,7 @@ from dockyard.domain.records import (
     JSON,
     Definition,
     DefinitionSpec,
+    DockerSpec,
     Job,
     JobId,
     NewJob,
@@ -110,9 +111,12 @@ def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> Ne
     spec = definition.spec
     command = request.command
     if command is not None:
-        if not isinstance(spec.executor, ProcessSpec):
+        if isinstance(spec.executor, ProcessSpec):
+            command = parse_command(list(command), "command", shell=spec.executor.shell)
+        elif isinstance(spec.executor, DockerSpec):
+            command = parse_command(list(command), "command")
+        else:
             raise ValidationError("command", f"cannot override a {spec.executor.kind} definition")
-        command = parse_command(list(command), "command", shell=spec.executor.shell)
     overrides = Overrides(
         command=command,
         environment=parse_environment(dict(request.environment), "environment"),
@@ -145,16 +149,24 @@ def effective_spec(definition: Definition, job: Job) -> DefinitionSpec:
     spec = definition.spec
     overrides = job.overrides
     executor = spec.executor
+    params = job.parameters
     if isinstance(executor, ProcessSpec):
         command = overrides.command or executor.command
-        params = job.parameters
-        command = tuple(
-            params.get(arg[5:], arg) if arg.startswith("Ref::") else arg for arg in command
-        )
-        executor = replace(executor, command=command)
+        executor = replace(executor, command=_fill_refs(command, params))
+    elif isinstance(executor, DockerSpec):
+        docker_command = overrides.command or executor.command
+        if docker_command is not None:
+            executor = replace(executor, command=_fill_refs(docker_command, params))
     return replace(
         spec,
         executor=executor,
         environment={**spec.environment, **overrides.environment},
         timeout_seconds=overrides.timeout_seconds or spec.timeout_seconds,
+    )
+
+
+def _fill_refs(command: tuple[str, ...], parameters: Mapping[str, str]) -> tuple[str, ...]:
+    """AWS Batch's ``Ref::name`` arguments replaced by the job's parameters."""
+    return tuple(
+        parameters.get(arg[5:], arg) if arg.startswith("Ref::") else arg for arg in command
     )

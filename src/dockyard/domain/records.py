@@ -19,6 +19,7 @@ __all__ = [
     "Attempt",
     "Definition",
     "DefinitionSpec",
+    "DockerSpec",
     "ExecutorSpec",
     "Job",
     "JobId",
@@ -56,7 +57,33 @@ class PythonSpec:
     isolation: Literal["inline", "subprocess"] = "inline"
 
 
-ExecutorSpec: TypeAlias = ProcessSpec | PythonSpec
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DockerSpec:
+    """Run a container image on the worker's Docker engine.
+
+    ``command`` and ``entrypoint`` replace the image's (None keeps them); ``user`` None runs as
+    the image's user, and ``non_root`` refuses to start a container that would run as root.
+    """
+
+    kind: Literal["docker"] = "docker"
+    image: str
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str | None = None
+    user: str | None = None
+    non_root: bool = False
+    network_mode: str = "bridge"
+    read_only: bool = False
+    #: Mount point → mount options (``size=64m``), like ``docker run --tmpfs``.
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    pull: Literal["always", "if-not-present", "never"] = "if-not-present"
+    #: Registry login: ``username`` and the name of the worker's environment variable that holds
+    #: the password (secrets stay out of the store).
+    registry_username: str | None = None
+    registry_password_env: str | None = None
+
+
+ExecutorSpec: TypeAlias = ProcessSpec | PythonSpec | DockerSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

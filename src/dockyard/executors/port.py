@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import DefinitionSpec, Job
 from dockyard.logs.port import LogSink
 
-__all__ = ["ExecutionContext", "Executor"]
+__all__ = ["ExecutionContext", "Executor", "LeavesThingsBehind", "Leftover"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,6 +25,8 @@ class ExecutionContext:
     cancelled: asyncio.Event
     #: Grace between SIGTERM and SIGKILL when an attempt is cancelled (timeouts use the spec's).
     cancel_grace: float = 1.0
+    #: The worker running the attempt (containers are labelled with it).
+    worker_id: str = ""
 
     def environment(self) -> Mapping[str, str]:
         """The job's environment plus the variables Dockyard sets for every attempt."""
@@ -42,3 +44,22 @@ class ExecutionContext:
 
 class Executor(Protocol):
     async def run(self, context: ExecutionContext) -> Outcome: ...
+
+
+@runtime_checkable
+class LeavesThingsBehind(Protocol):
+    """An executor whose attempts outlive a killed worker (containers), and can list and remove
+    what is left. Both calls block: the worker runs them on a thread."""
+
+    def leftovers(self) -> Sequence[Leftover]: ...
+
+    def remove(self, ids: list[str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """Something an attempt started: its id, whose job, and which worker started it."""
+
+    container_id: str
+    job_id: str
+    worker_id: str

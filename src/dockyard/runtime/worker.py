@@ -29,7 +29,7 @@ from dockyard.domain.jobs import effective_spec
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId
 from dockyard.domain.states import JobState
-from dockyard.executors.port import ExecutionContext, Executor
+from dockyard.executors.port import ExecutionContext, Executor, LeavesThingsBehind
 from dockyard.logs.port import LogStore
 from dockyard.runtime.maintenance import Maintenance
 from dockyard.storage.port import ClaimRequest, Heartbeat, Storage, WorkerInfo
@@ -67,6 +67,16 @@ class _Running:
     task: asyncio.Task[None] | None = None
     #: Until when the store holds the job for this worker, as far as this worker knows.
     lease_until: datetime | None = None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _stop_unless_started(start: asyncio.Future[bool], running: _Running) -> None:
@@ -119,6 +129,7 @@ class Worker:
     async def run(self) -> None:
         self._started_at = self._clock.now()
         await self._storage.register_worker(self._info())
+        await self._remove_leftovers()
         helpers = [asyncio.create_task(self._monitor()), asyncio.create_task(self._fencing())]
         if self.maintenance is not None:
             helpers.append(asyncio.create_task(self.maintenance.run()))
@@ -133,6 +144,35 @@ class Worker:
                     await helper
             await self._storage.register_worker(replace(self._info(), stopped_at=self._clock.now()))
             self.stopped.set()
+
+    async def _remove_leftovers(self) -> None:
+        """Remove what dead workers of this host left running in the executors (containers).
+
+        A worker that was killed cannot stop its containers; the next worker to start finds
+        them by their labels and removes those whose worker is gone: stopped, or on this host
+        with no process of its pid.
+        """
+        host = socket.gethostname()
+        for executor in self._executors.values():
+            if not isinstance(executor, LeavesThingsBehind):
+                continue
+            try:
+                found = await asyncio.to_thread(executor.leftovers)
+            except Exception as error:  # no engine here: nothing was left on it
+                log.debug("cannot list leftovers: %s", error)
+                continue
+            if not found:
+                continue
+            live = {
+                worker.id
+                for worker in await self._storage.list_workers()
+                if worker.stopped_at is None and (worker.hostname != host or _pid_alive(worker.pid))
+            }
+            live.add(self.id)
+            orphans = [item.container_id for item in found if item.worker_id not in live]
+            if orphans:
+                log.warning("removing %d container(s) left by dead workers", len(orphans))
+                await asyncio.to_thread(executor.remove, orphans)
 
     def _info(self) -> WorkerInfo:
         return WorkerInfo(
@@ -248,7 +288,12 @@ class Worker:
             )
         sink = self._logs.open(job.id, job.attempt_count, spec.log_max_bytes)
         context = ExecutionContext(
-            job=job, attempt=job.attempt_count, spec=spec, log=sink, cancelled=running.cancelled
+            job=job,
+            attempt=job.attempt_count,
+            spec=spec,
+            log=sink,
+            cancelled=running.cancelled,
+            worker_id=self.id,
         )
         try:
             return await executor.run(context)

@@ -1,0 +1,241 @@
+"""The ``docker`` executor: run a job's container on the worker's Docker engine (the Docker SDK).
+
+One container per attempt, labelled with the job, the attempt and the worker, removed when the
+attempt ends. Its output goes to the job's log as it is printed; a timeout or a cancel stops it
+(SIGTERM, the grace, SIGKILL, as ``docker stop``); an engine-enforced memory limit that kills it
+ends the attempt as ``OutOfMemory``. The Docker SDK is synchronous: its calls run on threads, so
+the worker's loop never waits on the engine. Containers a killed worker left behind are listed by
+:meth:`DockerExecutor.leftovers` and removed by :meth:`DockerExecutor.remove`; the worker decides
+which are orphans (executors never touch storage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from dockyard.domain.outcomes import Outcome
+from dockyard.domain.records import DockerSpec
+from dockyard.executors.port import ExecutionContext, Leftover
+
+__all__ = ["DockerExecutor"]
+
+log = logging.getLogger("dockyard.docker")
+
+LABEL_JOB = "dockyard.job-id"
+LABEL_ATTEMPT = "dockyard.attempt"
+LABEL_WORKER = "dockyard.worker"
+LABEL_HOST = "dockyard.host"
+#: Exit code of a container killed for its memory limit (SIGKILL).
+OOM_EXIT_CODE = 137
+
+
+class DockerUnavailable(Exception):
+    """No Docker engine answers (or the Docker SDK is missing)."""
+
+
+class DockerExecutor:
+    def __init__(self, base_environment: Mapping[str, str] | None = None) -> None:
+        self._base = dict(base_environment or {})
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # -- the engine ---------------------------------------------------------------------------
+
+    def _docker(self) -> Any:
+        """The engine's client, made once (``DOCKER_HOST`` or the local socket)."""
+        with self._lock:
+            if self._client is None:
+                try:
+                    import docker
+                except ImportError as error:  # pragma: no cover - a dependency
+                    raise DockerUnavailable(f"the Docker SDK is not installed: {error}") from None
+                try:
+                    client = docker.from_env(environment=self._base or None)
+                    client.ping()
+                except Exception as error:
+                    raise DockerUnavailable(f"no Docker engine answers: {error}") from None
+                self._client = client
+            return self._client
+
+    # -- one attempt --------------------------------------------------------------------------
+
+    async def run(self, context: ExecutionContext) -> Outcome:
+        spec = context.spec.executor
+        assert isinstance(spec, DockerSpec)
+        try:
+            client = await asyncio.to_thread(self._docker)
+            image = await asyncio.to_thread(self._image, client, spec)
+        except DockerUnavailable as error:
+            context.log.write(f"dockyard: {error}\n".encode())
+            return Outcome.failed(reason="CannotStart", status_reason=str(error))
+        except _ImageError as error:
+            context.log.write(f"dockyard: {error}\n".encode())
+            return Outcome.failed(reason="CannotPullImage", status_reason=str(error))
+        refusal = _root_refusal(spec, image)
+        if refusal is not None:
+            context.log.write(f"dockyard: {refusal}\n".encode())
+            return Outcome.failed(reason="NonRootRequired", status_reason=refusal)
+        digest = _digest(image)
+        context.log.write(f"dockyard: image {spec.image} ({digest})\n".encode())
+        try:
+            container = await asyncio.to_thread(self._create, client, spec, context)
+        except Exception as error:
+            context.log.write(f"dockyard: cannot create the container: {error}\n".encode())
+            return Outcome.failed(reason="CannotStart", status_reason=f"Cannot create: {error}")
+        try:
+            return await self._supervise(container, context)
+        finally:
+            await asyncio.to_thread(_remove_quietly, container)
+
+    def _image(self, client: Any, spec: DockerSpec) -> Any:
+        import docker.errors
+
+        auth = None
+        if spec.registry_username is not None:
+            password = os.environ.get(spec.registry_password_env or "", "")
+            auth = {"username": spec.registry_username, "password": password}
+        try:
+            if spec.pull == "always":
+                return client.images.pull(spec.image, auth_config=auth)
+            try:
+                return client.images.get(spec.image)
+            except docker.errors.ImageNotFound:
+                if spec.pull == "never":
+                    raise _ImageError(
+                        f"image {spec.image} is not on this host and pull is never"
+                    ) from None
+                return client.images.pull(spec.image, auth_config=auth)
+        except docker.errors.APIError as error:
+            raise _ImageError(
+                f"cannot get image {spec.image}: {error.explanation or error}"
+            ) from None
+
+    def _create(self, client: Any, spec: DockerSpec, context: ExecutionContext) -> Any:
+        resources = context.spec.resources
+        options: dict[str, Any] = {
+            "command": None if spec.command is None else list(spec.command),
+            "entrypoint": None if spec.entrypoint is None else list(spec.entrypoint),
+            "environment": dict(context.environment()),
+            "working_dir": spec.working_dir,
+            "user": spec.user,
+            "network_mode": spec.network_mode,
+            "read_only": spec.read_only,
+            "tmpfs": dict(spec.tmpfs) or None,
+            "labels": {
+                LABEL_JOB: context.job.id,
+                LABEL_ATTEMPT: str(context.attempt),
+                LABEL_WORKER: context.worker_id,
+                LABEL_HOST: socket.gethostname(),
+            },
+            "detach": True,
+        }
+        if resources.memory_mib is not None:
+            options["mem_limit"] = f"{resources.memory_mib}m"
+            options["memswap_limit"] = f"{resources.memory_mib}m"  # no swap beyond the limit
+        if resources.vcpus is not None:
+            options["nano_cpus"] = int(resources.vcpus * 1e9)
+        return client.containers.create(
+            spec.image, **{k: v for k, v in options.items() if v is not None}
+        )
+
+    async def _supervise(self, container: Any, context: ExecutionContext) -> Outcome:
+        await asyncio.to_thread(container.start)
+        pump = asyncio.ensure_future(asyncio.to_thread(_pump_logs, container, context))
+        exited = asyncio.ensure_future(asyncio.to_thread(container.wait))
+        cancelled = asyncio.ensure_future(context.cancelled.wait())
+        timeout = context.spec.timeout_seconds
+        try:
+            done, _ = await asyncio.wait(
+                {exited, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if exited not in done:
+                grace = (
+                    context.cancel_grace if cancelled in done else context.spec.kill_grace_seconds
+                )
+                await asyncio.to_thread(container.stop, timeout=max(round(grace), 0))
+            status = await exited
+        finally:
+            cancelled.cancel()
+        await pump
+        code = int(status.get("StatusCode", -1))
+        if cancelled in done:
+            return Outcome.cancelled(exit_code=code)
+        if exited not in done:
+            return Outcome.timed_out(timeout or 0.0, exit_code=code)
+        state = await asyncio.to_thread(_state, container)
+        if state.get("OOMKilled"):
+            limit = context.spec.resources.memory_mib
+            context.log.write(f"dockyard: killed for exceeding its memory ({limit} MiB)\n".encode())
+            return Outcome.failed(
+                reason="OutOfMemory",
+                status_reason=f"OutOfMemoryError: Container killed due to memory usage ({limit} MiB)",
+                exit_code=code,
+            )
+        return Outcome.exited(code)
+
+    # -- leftovers ----------------------------------------------------------------------------
+
+    def leftovers(self) -> list[Leftover]:
+        """Dockyard's containers on this engine, running or not (blocking: call in a thread)."""
+        client = self._docker()
+        found = []
+        for container in client.containers.list(all=True, filters={"label": LABEL_JOB}):
+            labels = container.labels or {}
+            found.append(
+                Leftover(container.id, labels.get(LABEL_JOB, ""), labels.get(LABEL_WORKER, ""))
+            )
+        return found
+
+    def remove(self, ids: list[str]) -> None:
+        """Kill and remove these containers (blocking: call in a thread)."""
+        client = self._docker()
+        for container_id in ids:
+            try:
+                _remove_quietly(client.containers.get(container_id))
+            except Exception as error:
+                log.warning("cannot remove container %s: %s", container_id[:12], error)
+
+
+class _ImageError(Exception):
+    pass
+
+
+def _pump_logs(container: Any, context: ExecutionContext) -> None:
+    """Copy the container's output to the job's log as it is printed, until it ends."""
+    for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+        context.log.write(chunk)
+
+
+def _state(container: Any) -> dict[str, Any]:
+    container.reload()
+    return dict(container.attrs.get("State", {}))
+
+
+def _remove_quietly(container: Any) -> None:
+    try:
+        container.remove(force=True)
+    except Exception as error:  # gone already, or the engine went away
+        log.debug("removing container %s: %s", getattr(container, "id", "?")[:12], error)
+
+
+def _digest(image: Any) -> str:
+    digests = image.attrs.get("RepoDigests") or []
+    return str(digests[0].rsplit("@", 1)[-1]) if digests else str(image.id)
+
+
+def _root_refusal(spec: DockerSpec, image: Any) -> str | None:
+    """Why the container may not start under ``non_root`` (None when it may)."""
+    if not spec.non_root:
+        return None
+    user = spec.user if spec.user is not None else image.attrs.get("Config", {}).get("User", "")
+    name = (user or "").split(":", 1)[0]
+    if name in ("", "root", "0"):
+        shown = user or "the image's default, root"
+        return f"The definition requires a non-root user; the container would run as {shown}"
+    return None

@@ -1,0 +1,204 @@
+"""The docker executor on a real Docker engine, with an image built here from busybox-static.
+
+Every job runs through a real worker; containers are checked on the engine itself.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard import JobState
+from dockyard.client import Client
+from dockyard.domain.definitions import definition_document
+from dockyard.executors.docker import LABEL_JOB
+from dockyard.settings import Settings
+from tests.conftest import busybox_tar, wait_until
+from tests.test_cli import ok, run
+
+
+def register_docker(client: Client, name: str, image: str, *command: str, **fields: Any) -> None:
+    document: dict[str, Any] = {"executor": "docker", "image": image, **fields}
+    if command:
+        document["command"] = list(command)
+    client.register(document, name=name)
+
+
+def containers_of(docker_client: Any, job_id: str) -> list[Any]:
+    return list(docker_client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job_id}"}))
+
+
+@pytest.fixture
+def docker_worker(start_worker: Any, docker_client: Any, busybox_image: str) -> Any:
+    return start_worker(concurrency=4)
+
+
+def test_a_container_runs_its_command_logs_its_output_and_is_removed(
+    client: Client, docker_client: Any, busybox_image: str, docker_worker: Any
+) -> None:
+    register_docker(
+        client,
+        "hello",
+        busybox_image,
+        "sh",
+        "-c",
+        'echo "out $GREETING $DOCKYARD_PAYLOAD"; echo err >&2; exit 0',
+        environment={"GREETING": "hello"},
+    )
+    job = client.wait(client.submit("hello", payload={"n": 1}).id, timeout=60)
+    assert job.state is JobState.SUCCEEDED and job.exit_code == 0
+    log = client.logs(job.id)
+    assert 'out hello {"n": 1}' in log and "err" in log
+    assert "dockyard: image local/busybox:1 (sha256:" in log  # what actually ran
+    assert containers_of(docker_client, job.id) == []
+
+
+def test_exit_codes_and_command_overrides(
+    client: Client, busybox_image: str, docker_worker: Any
+) -> None:
+    register_docker(client, "exits", busybox_image, "sh", "-c", "exit 3")
+    failed = client.wait(client.submit("exits").id, timeout=60)
+    assert (failed.state, failed.exit_code) == (JobState.FAILED, 3)
+    assert failed.attempts[-1].reason == "NonZeroExit"
+    fixed = client.wait(client.submit("exits", command=["true"]).id, timeout=60)
+    assert fixed.state is JobState.SUCCEEDED
+
+
+def test_the_memory_limit_is_enforced_and_reported_as_out_of_memory(
+    client: Client, busybox_image: str, docker_worker: Any
+) -> None:
+    register_docker(
+        client,
+        "hungry",
+        busybox_image,
+        "sh",
+        "-c",
+        "x=xxxxxxxxxxxxxxxx; while true; do x=$x$x; done",
+        resources={"memory_mib": 32},
+    )
+    job = client.wait(client.submit("hungry").id, timeout=120)
+    assert job.state is JobState.FAILED
+    assert job.attempts[-1].reason == "OutOfMemory"
+    assert job.status_reason is not None and "memory" in job.status_reason.lower()
+
+
+def test_timeout_and_cancel_stop_the_container(
+    client: Client, docker_client: Any, busybox_image: str, docker_worker: Any
+) -> None:
+    register_docker(client, "slow", busybox_image, "sleep", "600", timeout=1, kill_grace=1)
+    timed_out = client.wait(client.submit("slow").id, timeout=60)
+    assert timed_out.state is JobState.FAILED
+    assert timed_out.attempts[-1].reason == "Timeout"
+    assert containers_of(docker_client, timed_out.id) == []
+
+    register_docker(client, "long", busybox_image, "sleep", "600")
+    job = client.submit("long")
+    wait_until(
+        lambda: [c for c in containers_of(docker_client, job.id) if c.status == "running"],
+        what="the container to run",
+    )
+    client.cancel(job.id)
+    cancelled = client.wait(job.id, timeout=60)
+    assert cancelled.state is JobState.CANCELLED
+    wait_until(lambda: not containers_of(docker_client, job.id), what="the container to go")
+
+
+def test_output_reaches_the_log_while_the_container_runs(
+    client: Client, busybox_image: str, docker_worker: Any
+) -> None:
+    register_docker(client, "talk", busybox_image, "sh", "-c", "echo first; sleep 600")
+    job = client.submit("talk")
+    wait_until(lambda: "first" in client.logs(job.id), what="the first line in the log")
+    assert client.get(job.id).state is JobState.RUNNING
+    client.cancel(job.id)
+    assert client.wait(job.id, timeout=60).state is JobState.CANCELLED
+
+
+def test_non_root_is_enforced_and_a_user_can_be_chosen(
+    client: Client, busybox_image: str, docker_worker: Any
+) -> None:
+    register_docker(client, "rooted", busybox_image, "id", "-u", non_root=True)
+    refused = client.wait(client.submit("rooted").id, timeout=60)
+    assert refused.state is JobState.FAILED
+    assert refused.attempts[-1].reason == "NonRootRequired"
+    register_docker(client, "nobody", busybox_image, "id", "-u", non_root=True, user="1000")
+    ran = client.wait(client.submit("nobody").id, timeout=60)
+    assert ran.state is JobState.SUCCEEDED and client.logs(ran.id).endswith("1000\n")
+
+
+def test_a_missing_image_with_pull_never_fails_clearly(
+    client: Client, docker_client: Any, docker_worker: Any
+) -> None:
+    register_docker(client, "ghost", "local/not-there:1", "true", pull="never")
+    job = client.wait(client.submit("ghost").id, timeout=60)
+    assert job.state is JobState.FAILED
+    assert job.attempts[-1].reason == "CannotPullImage"
+    assert job.status_reason is not None and "local/not-there:1" in job.status_reason
+
+
+def test_containers_left_by_a_killed_worker_are_removed_by_the_next(
+    client: Client, docker_client: Any, busybox_image: str, spawn_worker: Any
+) -> None:
+    register_docker(client, "stays", busybox_image, "sleep", "600")
+    first = spawn_worker("--concurrency", "1")
+    job = client.submit("stays")
+    wait_until(
+        lambda: [c for c in containers_of(docker_client, job.id) if c.status == "running"],
+        what="the container to run",
+    )
+    first.kill()  # SIGKILL: it cannot stop its container
+    assert [c.status for c in containers_of(docker_client, job.id)] == ["running"]
+    spawn_worker("--concurrency", "1")
+    wait_until(lambda: not containers_of(docker_client, job.id), what="the leftover to go")
+
+
+def test_story_1_an_ecs_image_from_the_registry_followed_then_rolled_back(
+    settings: Settings,
+    client: Client,
+    docker_client: Any,
+    registry: str,
+    docker_worker: Any,
+    tmp_path: Path,
+) -> None:
+    """DESIGN.md story 1: one image with several commands, pushed as :sha1; a definition from
+    the ECS task definition naming it; ``submit --follow -- update-cards`` streams its log; a
+    revision with :sha2; a rollback, and the next job runs :sha1 again."""
+    repository = f"{registry}/jobs/tools"
+    for tag in ("sha1", "sha2"):
+        scripts = {
+            f"bin/{command}": f"#!/bin/sh\necho {command} from {tag}\n"
+            for command in ("update-cards", "update-prices")
+        }
+        docker_client.api.import_image_from_data(
+            busybox_tar(scripts), repository=repository, tag=tag
+        )
+        for line in docker_client.images.push(repository, tag=tag, stream=True, decode=True):
+            assert "error" not in line, line
+        docker_client.images.remove(f"{repository}:{tag}")  # the worker must pull it
+    task = {
+        "family": "update-jobs",
+        "containerDefinitions": [
+            {"name": "tools", "image": f"{repository}:sha1", "command": ["update-prices"]}
+        ],
+    }
+    (tmp_path / "task.json").write_text(json.dumps(task))
+    ok(settings, "definitions", "register", "--from-ecs", str(tmp_path / "task.json"))
+
+    followed = run(settings, "submit", "update-jobs", "--follow", "--", "update-cards")
+    assert followed.returncode == 0, followed.stderr
+    assert "update-cards from sha1" in followed.stdout
+
+    first = client.definition("update-jobs")
+    document = definition_document("update-jobs", first.spec)
+    client.register({**document, "image": f"{repository}:sha2"}, name="update-jobs")
+    second = client.wait(client.submit("update-jobs").id, timeout=120)
+    assert client.logs(second.id).endswith("update-prices from sha2\n")
+
+    assert ok(settings, "definitions", "rollback", "update-jobs").startswith(
+        "registered update-jobs:3"
+    )
+    third = client.wait(client.submit("update-jobs").id, timeout=120)
+    assert client.logs(third.id).endswith("update-prices from sha1\n")
