@@ -52,7 +52,9 @@ def test_a_container_runs_its_command_logs_its_output_and_is_removed(
     assert job.state is JobState.SUCCEEDED and job.exit_code == 0
     log = client.logs(job.id)
     assert 'out hello {"n": 1}' in log and "err" in log
-    assert "dockyard: image local/busybox:1 (sha256:" in log  # what actually ran
+    assert "dockyard: image local/busybox:1 (sha256:" in log  # what actually ran…
+    image = job.attempts[-1].image  # …and on the attempt
+    assert image is not None and image.startswith("local/busybox:1@sha256:")
     assert containers_of(docker_client, job.id) == []
 
 
@@ -202,3 +204,10 @@ def test_story_1_an_ecs_image_from_the_registry_followed_then_rolled_back(
     )
     third = client.wait(client.submit("update-jobs").id, timeout=120)
     assert client.logs(third.id).endswith("update-prices from sha1\n")
+    # The attempts name the digest the registry gave each tag.
+    digests = {
+        tag: docker_client.images.get_registry_data(f"{repository}:{tag}").id
+        for tag in ("sha1", "sha2")
+    }
+    assert second.attempts[-1].image == f"{repository}:sha2@{digests['sha2']}"
+    assert client.get(third.id).attempts[-1].image == f"{repository}:sha1@{digests['sha1']}"

@@ -126,6 +126,7 @@ class AttemptOut(BaseModel):
     started_at: str | None
     stopped_at: str | None
     counted: bool
+    image: str | None = None
 
 
 class JobOut(BaseModel):

@@ -35,6 +35,7 @@ def attempt_document(attempt: Attempt) -> dict[str, Any]:
         "started_at": iso(attempt.started_at),
         "stopped_at": iso(attempt.stopped_at),
         "counted": attempt.counted,
+        "image": attempt.image,
     }
 
 
@@ -141,6 +142,7 @@ def parse_job_document(doc: Mapping[str, Any]) -> Job:
                 reason=a["reason"],
                 status_reason=a["status_reason"],
                 counted=a["counted"],
+                image=a.get("image"),
             )
             for a in doc["attempts"]
         ),

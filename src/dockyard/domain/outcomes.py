@@ -28,6 +28,8 @@ class Outcome:
     reason: str | None = None
     status_reason: str | None = None
     result: JSON = None
+    #: The image that ran, as ``reference@digest`` (containers only).
+    image: str | None = None
 
     @classmethod
     def succeeded(cls, *, exit_code: int | None = 0, result: JSON = None) -> Outcome:

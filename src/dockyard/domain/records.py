@@ -148,6 +148,8 @@ class Attempt:
     reason: str | None = None
     status_reason: str | None = None
     counted: bool = True
+    #: The container image that ran, as ``reference@digest`` (docker jobs).
+    image: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -73,6 +73,8 @@ class AttemptEnd:
     reason: str | None
     status_reason: str | None
     counted: bool = True
+    #: The container image that ran, as ``reference@digest``.
+    image: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +138,7 @@ def after_outcome(
         exit_code=outcome.exit_code,
         reason=outcome.reason,
         status_reason=outcome.status_reason,
+        image=outcome.image,
     )
 
     def finish(to: JobState, updates: Mapping[str, object]) -> Transition:

@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from dockyard.domain.outcomes import Outcome
@@ -89,9 +90,10 @@ class DockerExecutor:
             context.log.write(f"dockyard: cannot create the container: {error}\n".encode())
             return Outcome.failed(reason="CannotStart", status_reason=f"Cannot create: {error}")
         try:
-            return await self._supervise(container, context)
+            outcome = await self._supervise(container, context)
         finally:
             await asyncio.to_thread(_remove_quietly, container)
+        return replace(outcome, image=f"{spec.image.split('@')[0]}@{digest}")
 
     def _image(self, client: Any, spec: DockerSpec) -> Any:
         import docker.errors

@@ -87,6 +87,7 @@ class RowReader:
             reason=row["reason"],
             status_reason=row["status_reason"],
             counted=bool(row["counted"]),
+            image=row["image"],
         )
 
     def schedule(self, row: Row) -> Schedule:

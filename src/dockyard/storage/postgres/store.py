@@ -926,7 +926,7 @@ async def _apply_all(conn: Conn, transitions: Sequence[Transition]) -> list[bool
 #: An attempt is closed once: by its worker, or first by a cancel or a rescue.
 _CLOSE_ATTEMPT = (
     "UPDATE attempts SET stopped_at = %s, exit_code = %s, reason = %s, status_reason = %s,"
-    " counted = %s WHERE job_id = %s AND number = %s AND stopped_at IS NULL"
+    " counted = %s, image = %s WHERE job_id = %s AND number = %s AND stopped_at IS NULL"
 )
 #: Only for a start that applied: the job's current attempt, if no cancel closed it meanwhile.
 _START_ATTEMPT = (
@@ -945,6 +945,7 @@ def _close_args(transition: Transition) -> list[Any]:
         end.reason,
         end.status_reason,
         end.counted,
+        end.image,
         transition.job_id,
         end.number,
     ]

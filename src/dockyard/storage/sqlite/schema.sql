@@ -10,7 +10,7 @@ CREATE TABLE attempts (
     exit_code      INTEGER,
     reason         TEXT,
     status_reason  TEXT,
-    counted        INTEGER NOT NULL DEFAULT 1,
+    counted        INTEGER NOT NULL DEFAULT 1, image TEXT,
     PRIMARY KEY (job_id, number)
 ) WITHOUT ROWID;
 

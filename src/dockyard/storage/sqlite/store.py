@@ -675,13 +675,14 @@ def _apply_one(db: sqlite3.Connection, transition: Transition) -> bool:
         # An attempt is closed once: by its worker, or first by a cancel or a rescue.
         db.execute(
             "UPDATE attempts SET stopped_at = ?, exit_code = ?, reason = ?, status_reason = ?,"
-            " counted = ? WHERE job_id = ? AND number = ? AND stopped_at IS NULL",
+            " counted = ?, image = ? WHERE job_id = ? AND number = ? AND stopped_at IS NULL",
             (
                 end.stopped_at.timestamp(),
                 end.exit_code,
                 end.reason,
                 end.status_reason,
                 int(end.counted),
+                end.image,
                 transition.job_id,
                 end.number,
             ),
