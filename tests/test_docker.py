@@ -211,3 +211,35 @@ def test_story_1_an_ecs_image_from_the_registry_followed_then_rolled_back(
     }
     assert second.attempts[-1].image == f"{repository}:sha2@{digests['sha2']}"
     assert client.get(third.id).attempts[-1].image == f"{repository}:sha1@{digests['sha1']}"
+
+
+def test_read_only_root_tmpfs_and_cpu_limit_reach_the_engine(
+    client: Client, docker_client: Any, busybox_image: str, docker_worker: Any
+) -> None:
+    register_docker(
+        client,
+        "locked",
+        busybox_image,
+        "sh",
+        "-c",
+        "touch /tmp/ok && echo tmp-ok; touch /nope 2>/dev/null || echo root-read-only; sleep 600",
+        read_only=True,
+        tmpfs={"/tmp": "size=8m"},
+        resources={"vcpus": 0.5, "memory_mib": 64},
+        network_mode="none",
+    )
+    job = client.submit("locked")
+    (container,) = wait_until(
+        lambda: [c for c in containers_of(docker_client, job.id) if c.status == "running"],
+        what="the container to run",
+    )
+    host = container.attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Memory"] == 64 * 2**20
+    assert host["NetworkMode"] == "none"
+    assert container.labels["dockyard.job-id"] == job.id
+    wait_until(lambda: "root-read-only" in client.logs(job.id), what="the checks to print")
+    assert client.logs(job.id).splitlines()[1:] == ["tmp-ok", "root-read-only"]
+    client.cancel(job.id)
+    assert client.wait(job.id, timeout=60).state is JobState.CANCELLED
