@@ -438,10 +438,11 @@ def busybox_image(docker_client: Any) -> str:
     return BUSYBOX_IMAGE
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[str]:
-    """Debian's Docker registry (Distribution 2.8) on a free port: its ``host:port``."""
+def _serve_registry(folder: Path, auth: tuple[str, str] | None = None) -> Iterator[str]:
+    """Debian's Docker registry (Distribution 2.8) on a free port, with htpasswd auth when
+    ``auth`` is given: yields its ``host:port``."""
     import shutil
+    import urllib.error
     import urllib.request
 
     binary = shutil.which("docker-registry")
@@ -450,22 +451,33 @@ def registry(tmp_path: Path) -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
+    folder.mkdir(parents=True, exist_ok=True)
     address = f"127.0.0.1:{free_port()}"
-    config = tmp_path / "registry.yml"
-    config.write_text(
+    config = (
         "version: 0.1\n"
-        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'registry-data'}}},"
-        " delete: {enabled: true}}\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, delete: {{enabled: true}}}}\n"
         f"http: {{addr: {address}}}\n"
         "log: {level: warn}\n"
     )
-    log = (tmp_path / "registry.log").open("wb")
-    proc = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    if auth is not None:
+        import bcrypt
+
+        user, password = auth
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+        (folder / "htpasswd").write_text(f"{user}:{hashed}\n")
+        config += f"auth: {{htpasswd: {{realm: test, path: {folder / 'htpasswd'}}}}}\n"
+    (folder / "registry.yml").write_text(config)
+    log = (folder / "registry.log").open("wb")
+    proc = subprocess.Popen(
+        [binary, "serve", str(folder / "registry.yml")], stdout=log, stderr=subprocess.STDOUT
+    )
 
     def answers() -> bool:
         try:
-            with urllib.request.urlopen(f"http://{address}/v2/", timeout=1) as response:
-                return bool(response.status == 200)
+            with urllib.request.urlopen(f"http://{address}/v2/", timeout=1):
+                return True
+        except urllib.error.HTTPError as error:
+            return error.code == 401  # up, and asking for credentials
         except OSError:
             return False
 
@@ -476,3 +488,18 @@ def registry(tmp_path: Path) -> Iterator[str]:
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """A registry anyone may push to and pull from: its ``host:port``."""
+    yield from _serve_registry(tmp_path / "registry")
+
+
+REGISTRY_AUTH = ("ci", "s3cret-pass")
+
+
+@pytest.fixture
+def private_registry(tmp_path: Path) -> Iterator[str]:
+    """A registry that wants the login REGISTRY_AUTH: its ``host:port``."""
+    yield from _serve_registry(tmp_path / "private-registry", REGISTRY_AUTH)

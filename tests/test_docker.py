@@ -16,7 +16,7 @@ from dockyard.client import Client
 from dockyard.domain.definitions import definition_document
 from dockyard.executors.docker import LABEL_JOB
 from dockyard.settings import Settings
-from tests.conftest import busybox_tar, wait_until
+from tests.conftest import REGISTRY_AUTH, busybox_tar, wait_until
 from tests.test_cli import ok, run
 
 
@@ -243,3 +243,45 @@ def test_read_only_root_tmpfs_and_cpu_limit_reach_the_engine(
     assert client.logs(job.id).splitlines()[1:] == ["tmp-ok", "root-read-only"]
     client.cancel(job.id)
     assert client.wait(job.id, timeout=60).state is JobState.CANCELLED
+
+
+def test_images_are_pulled_from_a_private_registry_with_credentials(
+    client: Client,
+    docker_client: Any,
+    private_registry: str,
+    docker_worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    user, password = REGISTRY_AUTH
+    image = f"{private_registry}/team/secret:1"
+    repository, tag = image.rsplit(":", 1)
+    docker_client.api.import_image_from_data(
+        busybox_tar({"bin/hello": "#!/bin/sh\necho hello from the private registry\n"}),
+        repository=repository,
+        tag=tag,
+    )
+    auth = {"username": user, "password": password}
+    for line in docker_client.images.push(
+        repository, tag=tag, stream=True, decode=True, auth_config=auth
+    ):
+        assert "error" not in line, line
+    docker_client.images.remove(image)  # only the registry has it now
+
+    monkeypatch.setenv("TEST_REGISTRY_PASSWORD", "wrong")
+    register_docker(
+        client,
+        "private",
+        image,
+        "hello",
+        pull="always",
+        registry_username=user,
+        registry_password_env="TEST_REGISTRY_PASSWORD",
+    )
+    refused = client.wait(client.submit("private").id, timeout=60)
+    assert refused.state is JobState.FAILED
+    assert refused.attempts[-1].reason == "CannotPullImage"
+
+    monkeypatch.setenv("TEST_REGISTRY_PASSWORD", password)
+    pulled = client.wait(client.submit("private").id, timeout=60)
+    assert pulled.state is JobState.SUCCEEDED
+    assert client.logs(pulled.id).endswith("hello from the private registry\n")
