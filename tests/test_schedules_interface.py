@@ -8,9 +8,6 @@ at fault the same way.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +19,8 @@ import pytest
 import dockyard
 from dockyard import ConflictError, NotFoundError, ValidationError
 from dockyard.settings import Settings
-from tests.conftest import REPO, ServerProcess, register_process
+from tests.conftest import ServerProcess, register_process
+from tests.test_cli import ok, run
 
 #: Fire times decades away, so that next_fire_at does not depend on when the test runs.
 NEW_YEAR_2099 = "cron(0 2 1 1 ? 2099)"
@@ -270,24 +268,6 @@ def test_http_status_codes_and_problems(server: ServerProcess) -> None:
 
 
 # -- the CLI ------------------------------------------------------------------------------------
-
-
-def run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
-    return subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=60,
-    )
-
-
-def ok(settings: Settings, *args: str) -> str:
-    result = run(settings, *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_cli_create_list_describe_update_pause_resume_delete(
