@@ -39,7 +39,13 @@ from dockyard.domain.scheduling import (
 from dockyard.domain.states import TERMINAL_STATES, DefinitionStatus, JobState
 from dockyard.domain.tokens import Token, generate_secret, hash_secret, parse_role
 from dockyard.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
-from dockyard.executors import DockerExecutor, Executor, ProcessExecutor, PythonExecutor
+from dockyard.executors import (
+    DockerExecutor,
+    Executor,
+    HttpExecutor,
+    ProcessExecutor,
+    PythonExecutor,
+)
 from dockyard.logs import LocalLogStore
 from dockyard.runtime import (
     Maintenance,
@@ -312,6 +318,7 @@ class Dockyard:
             "process": ProcessExecutor(base),
             "python": PythonExecutor(base, search_path=[os.getcwd()]),
             "docker": DockerExecutor(base),
+            "http": HttpExecutor(self.settings.http_allowed_hosts),
         }
 
     def worker(self, config: WorkerConfig, *, rng: random.Random | None = None) -> Worker:

@@ -44,6 +44,8 @@ class Settings:
     token: str | None = None
     #: Finished jobs are pruned (with their attempts and logs) this many days after they end.
     retention_days: float = DEFAULT_RETENTION_DAYS
+    #: Where http jobs may connect (host patterns, ``*.example.com``, ``host:port``); None: any.
+    http_allowed_hosts: tuple[str, ...] | None = None
 
     @property
     def is_server(self) -> bool:
@@ -95,12 +97,18 @@ class Settings:
             if retention_days is not None
             else env.get("DOCKYARD_RETENTION_DAYS") or file.get("retention_days"),
         )
+        hosts = env.get("DOCKYARD_HTTP_ALLOWED_HOSTS")
+        if hosts is None and "http_allowed_hosts" in file:
+            hosts = ",".join(str(host) for host in file["http_allowed_hosts"])  # type: ignore[attr-defined]
         return cls(
             home=home_path,
             url=str(url),
             log_dir=Path(log_dir).expanduser(),
             token=token or env.get("DOCKYARD_TOKEN") or None,
             retention_days=DEFAULT_RETENTION_DAYS if retention is None else retention,
+            http_allowed_hosts=None
+            if hosts is None
+            else tuple(host.strip().lower() for host in hosts.split(",") if host.strip()),
         )
 
 
@@ -136,4 +144,5 @@ _FILE_SETTINGS: dict[str, tuple[type, ...]] = {
     "url": (str,),
     "log_dir": (str,),
     "retention_days": (int, float),
+    "http_allowed_hosts": (list,),
 }

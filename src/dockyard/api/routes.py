@@ -75,7 +75,7 @@ def _request(body: JobIn) -> SubmitRequest:
 @router.post("/definitions", status_code=201, response_model=DefinitionOut, dependencies=[Operator])
 async def register_definition(body: DefinitionIn, app: App) -> dict[str, Any]:
     """Register a definition: revision 1, or the next revision of an existing name."""
-    document = body.model_dump(exclude_none=True)
+    document = body.model_dump(exclude_none=True, by_alias=True)
     return definition_summary(await app.register_definition(document, name=body.name))
 
 

@@ -55,6 +55,14 @@ class DefinitionIn(_Strict):
     pull: str | None = None
     registry_username: str | None = None
     registry_password_env: str | None = None
+    method: str | None = None
+    url: str | None = None
+    headers: dict[str, str] | None = None
+    json_body: Any = Field(default=None, alias="json")
+    text: str | None = None
+    expect_status: list[str | int] | str | int | None = None
+    max_response_bytes: int | None = None
+    signing: dict[str, Any] | None = None
     environment: dict[str, str] | None = None
     resources: dict[str, float | int] | None = None
     timeout: float | None = None
@@ -87,6 +95,14 @@ class DefinitionOut(BaseModel):
     pull: str | None = None
     registry_username: str | None = None
     registry_password_env: str | None = None
+    method: str | None = None
+    url: str | None = None
+    headers: dict[str, str] | None = None
+    json_body: Any = Field(default=None, alias="json")
+    text: str | None = None
+    expect_status: list[str] | None = None
+    max_response_bytes: int | None = None
+    signing: dict[str, Any] | None = None
     environment: dict[str, str]
     resources: dict[str, float | int]
     timeout: float | None

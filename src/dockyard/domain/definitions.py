@@ -20,6 +20,8 @@ from dockyard.domain.records import (
     DefinitionSpec,
     DockerSpec,
     ExecutorSpec,
+    HmacSigning,
+    HttpSpec,
     ProcessSpec,
     PythonSpec,
     Resources,
@@ -46,7 +48,7 @@ __all__ = [
     "string_map",
 ]
 
-EXECUTOR_KINDS = ("process", "python", "docker")
+EXECUTOR_KINDS = ("process", "python", "docker", "http")
 MAX_ATTEMPTS = 10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -85,8 +87,23 @@ _EXECUTOR_FIELDS = {
             "registry_password_env",
         }
     ),
+    "http": frozenset(
+        {
+            "method",
+            "url",
+            "headers",
+            "json",
+            "text",
+            "expect_status",
+            "max_response_bytes",
+            "signing",
+        }
+    ),
 }
 _PULL_POLICIES = ("always", "if-not-present", "never")
+_HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+_STATUS = re.compile(r"^(?:[1-5]xx|[1-5][0-9]{2}(?:-[1-5][0-9]{2})?)$")
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 _NETWORK_MODES = ("bridge", "none", "host")
 #: An image reference: [registry[:port]/]repository[:tag][@digest], as Docker accepts it.
 _IMAGE = re.compile(
@@ -173,6 +190,8 @@ def _parse_executor(kind: str, doc: Mapping[str, Any]) -> ExecutorSpec:
         )
     if kind == "docker":
         return _parse_docker(doc)
+    if kind == "http":
+        return _parse_http(doc)
     function = doc.get("function")
     if not isinstance(function, str) or not _FUNCTION.match(function):
         raise ValidationError("function", "must be 'package.module:function'")
@@ -215,6 +234,50 @@ def _parse_docker(doc: Mapping[str, Any]) -> DockerSpec:
         pull=pull,
         registry_username=_optional(doc, "registry_username", _string),
         registry_password_env=password_env,
+    )
+
+
+def _parse_http(doc: Mapping[str, Any]) -> HttpSpec:
+    url = doc.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ValidationError("url", "must be an http:// or https:// URL")
+    method = doc.get("method", "POST")
+    if not isinstance(method, str) or method.upper() not in _HTTP_METHODS:
+        raise ValidationError("method", f"must be one of {', '.join(_HTTP_METHODS)}")
+    if doc.get("json") is not None and doc.get("text") is not None:
+        raise ValidationError("text", "give json or text, not both")
+    statuses = doc.get("expect_status", ["2xx"])
+    if isinstance(statuses, str | int):
+        statuses = [statuses]
+    if not isinstance(statuses, list) or not statuses:
+        raise ValidationError("expect_status", "must be a list of codes like 200, 2xx, 200-204")
+    for status in statuses:
+        if not _STATUS.match(str(status)):
+            raise ValidationError("expect_status", f"{status!r} is not like 200, 2xx or 200-204")
+    cap = doc.get("max_response_bytes", 65536)
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= MAX_RESPONSE_BYTES:
+        raise ValidationError(
+            "max_response_bytes", f"must be an integer from 0 to {MAX_RESPONSE_BYTES}"
+        )
+    signing = doc.get("signing")
+    parsed_signing = None
+    if signing is not None:
+        signing = _mapping(signing, "signing", {"kind", "secret_env"})
+        if signing.get("kind") != "hmac-sha256":
+            raise ValidationError("signing.kind", "must be hmac-sha256")
+        parsed_signing = HmacSigning(
+            secret_env=check_env_name(signing.get("secret_env"), "signing.secret_env")
+        )
+    text = doc.get("text")
+    return HttpSpec(
+        method=method.upper(),
+        url=url,
+        headers=string_map(doc.get("headers", {}), "headers"),
+        json=doc.get("json"),
+        text=None if text is None else _string(text, "text"),
+        expect_status=tuple(str(status) for status in statuses),
+        max_response_bytes=cap,
+        signing=parsed_signing,
     )
 
 
@@ -403,6 +466,20 @@ def definition_document(name: str, spec: DefinitionSpec) -> dict[str, Any]:
                 doc["working_dir"] = working_dir
         case PythonSpec(function=function, isolation=isolation):
             doc.update(function=function, isolation=isolation)
+        case HttpSpec() as http:
+            doc.update(
+                method=http.method,
+                url=http.url,
+                headers=dict(http.headers),
+                expect_status=list(http.expect_status),
+                max_response_bytes=http.max_response_bytes,
+            )
+            if http.json is not None:
+                doc["json"] = http.json
+            if http.text is not None:
+                doc["text"] = http.text
+            if http.signing is not None:
+                doc["signing"] = {"kind": http.signing.kind, "secret_env": http.signing.secret_env}
         case DockerSpec() as docker:
             doc["image"] = docker.image
             for key, value in (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from dockyard.domain.records import JSON
@@ -30,6 +30,14 @@ class Outcome:
     result: JSON = None
     #: The image that ran, as ``reference@digest`` (containers only).
     image: str | None = None
+    #: False when retrying cannot help (an HTTP 404): the job ends unless a rule says RETRY.
+    retryable: bool = True
+    #: Seconds the other side asked to wait before a retry (HTTP ``Retry-After``).
+    retry_after: float | None = None
+
+    def with_retry(self, retryable: bool, retry_after: float | None = None) -> Outcome:
+        """This outcome, saying whether a retry can help and when the other side wants it."""
+        return replace(self, retryable=retryable, retry_after=retry_after)
 
     @classmethod
     def succeeded(cls, *, exit_code: int | None = 0, result: JSON = None) -> Outcome:

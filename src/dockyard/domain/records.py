@@ -21,6 +21,8 @@ __all__ = [
     "DefinitionSpec",
     "DockerSpec",
     "ExecutorSpec",
+    "HmacSigning",
+    "HttpSpec",
     "Job",
     "JobId",
     "NewJob",
@@ -83,7 +85,35 @@ class DockerSpec:
     registry_password_env: str | None = None
 
 
-ExecutorSpec: TypeAlias = ProcessSpec | PythonSpec | DockerSpec
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HmacSigning:
+    """``X-Dockyard-Signature: sha256=HEX`` over ``"<timestamp>.<body>"`` with the secret in the
+    worker's environment variable ``secret_env``; the timestamp goes in ``X-Dockyard-Timestamp``."""
+
+    kind: Literal["hmac-sha256"] = "hmac-sha256"
+    secret_env: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSpec:
+    """Call an HTTP endpoint. In ``url``, ``headers``, ``text`` and the strings of ``json``,
+    ``${payload.a.b}``, ``${job.id}``, ``${job.name}`` and ``${job.attempt}`` are filled in from
+    the job; a string that is only ``${payload.…}`` takes the value's JSON type. With neither
+    ``json`` nor ``text``, a POST, PUT or PATCH sends the payload as JSON."""
+
+    kind: Literal["http"] = "http"
+    method: str = "POST"
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: JSON = None
+    text: str | None = None
+    #: Codes that mean success: ``200``, ``2xx``, ``200-204``.
+    expect_status: tuple[str, ...] = ("2xx",)
+    max_response_bytes: int = 65536
+    signing: HmacSigning | None = None
+
+
+ExecutorSpec: TypeAlias = ProcessSpec | PythonSpec | DockerSpec | HttpSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

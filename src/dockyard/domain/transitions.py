@@ -166,6 +166,8 @@ def after_outcome(
             if not _should_retry(job, policy, outcome):
                 return finish(S.FAILED, done)
             delay = backoff_delay(policy, job.attempts_used, rng)
+            if outcome.retry_after is not None:  # asked for, within the backoff's bounds
+                delay = min(max(outcome.retry_after, 0.0), policy.backoff_max)
             return finish(
                 S.RUNNABLE,
                 {
@@ -184,6 +186,8 @@ def _should_retry(job: Job, policy: RetryPolicy, outcome: Outcome) -> bool:
         status_reason=outcome.status_reason or "",
     )
     if rule is not None and rule.action is ExitAction.EXIT:
+        return False
+    if rule is None and not outcome.retryable:
         return False
     return job.attempts_used < job.max_attempts
 

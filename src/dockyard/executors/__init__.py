@@ -7,8 +7,16 @@ sink and a cancel signal, and maps the outcome they return to a transition.
 from __future__ import annotations
 
 from dockyard.executors.docker import DockerExecutor
+from dockyard.executors.http import HttpExecutor
 from dockyard.executors.port import ExecutionContext, Executor
 from dockyard.executors.process import ProcessExecutor
 from dockyard.executors.python import PythonExecutor
 
-__all__ = ["DockerExecutor", "ExecutionContext", "Executor", "ProcessExecutor", "PythonExecutor"]
+__all__ = [
+    "DockerExecutor",
+    "ExecutionContext",
+    "Executor",
+    "HttpExecutor",
+    "ProcessExecutor",
+    "PythonExecutor",
+]

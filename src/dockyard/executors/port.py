@@ -11,7 +11,7 @@ from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import DefinitionSpec, Job
 from dockyard.logs.port import LogSink
 
-__all__ = ["ExecutionContext", "Executor", "LeavesThingsBehind", "Leftover"]
+__all__ = ["Closes", "ExecutionContext", "Executor", "LeavesThingsBehind", "Leftover"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +44,13 @@ class ExecutionContext:
 
 class Executor(Protocol):
     async def run(self, context: ExecutionContext) -> Outcome: ...
+
+
+@runtime_checkable
+class Closes(Protocol):
+    """An executor holding connections (an HTTP pool) that the worker closes when it stops."""
+
+    async def aclose(self) -> None: ...
 
 
 @runtime_checkable

@@ -29,7 +29,7 @@ from dockyard.domain.jobs import effective_spec
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId
 from dockyard.domain.states import JobState
-from dockyard.executors.port import ExecutionContext, Executor, LeavesThingsBehind
+from dockyard.executors.port import Closes, ExecutionContext, Executor, LeavesThingsBehind
 from dockyard.logs.port import LogStore
 from dockyard.runtime.maintenance import Maintenance
 from dockyard.storage.port import ClaimRequest, Heartbeat, Storage, WorkerInfo
@@ -143,6 +143,9 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
             await self._storage.register_worker(replace(self._info(), stopped_at=self._clock.now()))
+            for executor in self._executors.values():
+                if isinstance(executor, Closes):
+                    await executor.aclose()
             self.stopped.set()
 
     async def _remove_leftovers(self) -> None:

@@ -1,0 +1,226 @@
+"""The http executor against a real HTTP server on a free port (the standard library's
+ThreadingHTTPServer, answering as each test scripts it)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from dockyard import JobState
+from dockyard.client import Client
+from dockyard.executors.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from dockyard.runtime import WorkerConfig
+from dockyard.settings import Settings
+from tests.conftest import WorkerThread
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Server:
+    url: str
+    received: list[Received] = field(default_factory=list)
+    #: What to answer next, in order; then ``default``.
+    answers: list[Answer] = field(default_factory=list)
+    default: Callable[[Received], Answer] = lambda _: (
+        200,
+        {"Content-Type": "application/json"},
+        b'{"ok": true}',
+    )
+    in_flight: int = 0
+    most_in_flight: int = 0
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def http_server() -> Iterator[Server]:
+    state: dict[str, Server] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            server = state["server"]
+            length = int(self.headers.get("Content-Length") or 0)
+            request = Received(
+                self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+            )
+            with server.lock:
+                server.received.append(request)
+                server.in_flight += 1
+                server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                answer = server.answers.pop(0) if server.answers else None
+            try:
+                if server.delay:
+                    time.sleep(server.delay)  # the server is slow: that is what is tested
+                status, headers, body = answer or server.default(request)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            finally:
+                with server.lock:
+                    server.in_flight -= 1
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state["server"] = Server(url=f"http://127.0.0.1:{httpd.server_address[1]}")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state["server"]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def register_http(client: Client, name: str, **fields: Any) -> None:
+    client.register({"executor": "http", **fields}, name=name)
+
+
+def test_a_request_is_made_from_the_payload_and_its_answer_is_the_result(
+    client: Client, http_server: Server, start_worker: Any
+) -> None:
+    register_http(
+        client,
+        "notify",
+        url=http_server.url + "/users/${payload.user.id}/notify",
+        headers={"X-Job": "${job.id}"},
+        json={"user": "${payload.user}", "text": "hello ${payload.user.name}"},
+    )
+    start_worker(concurrency=4)
+    job = client.wait(
+        client.submit("notify", payload={"user": {"id": 7, "name": "Ada"}}).id, timeout=30
+    )
+    assert job.state is JobState.SUCCEEDED, job.status_reason
+    result = job.result
+    assert isinstance(result, dict)
+    assert (result["status"], result["body"], result["truncated"]) == (200, {"ok": True}, False)
+    assert isinstance(result["headers"], dict)
+    assert result["headers"]["content-type"] == "application/json"
+    (request,) = http_server.received
+    assert (request.method, request.path) == ("POST", "/users/7/notify")
+    assert request.headers["X-Job"] == job.id
+    assert json.loads(request.body) == {"user": {"id": 7, "name": "Ada"}, "text": "hello Ada"}
+    log = client.logs(job.id)
+    assert f"> POST {http_server.url}/users/7/notify" in log and "< HTTP/1.1 200 OK" in log
+
+
+def test_5xx_and_429_are_retried_4xx_ends_the_job_unless_a_rule_retries_it(
+    client: Client, http_server: Server, start_worker: Any
+) -> None:
+    retry = {"attempts": 3, "backoff_base": 0.05, "backoff_max": 1}
+    register_http(client, "flaky", url=http_server.url + "/flaky", retry=retry)
+    http_server.answers = [(503, {}, b"busy"), (429, {"Retry-After": "1"}, b"slow down")]
+    start_worker(concurrency=4)
+    job = client.wait(client.submit("flaky").id, timeout=30)
+    assert job.state is JobState.SUCCEEDED
+    assert [a.reason for a in job.attempts] == ["HTTP 503", "HTTP 429", None]
+    second, third = job.attempts[1], job.attempts[2]
+    assert second.stopped_at is not None and third.started_at is not None
+    assert (third.started_at - second.stopped_at).total_seconds() >= 0.9  # Retry-After: 1
+
+    register_http(client, "missing", url=http_server.url + "/missing", retry=retry)
+    http_server.answers = [(404, {}, b"no such thing")] * 3
+    ended = client.wait(client.submit("missing").id, timeout=30)
+    assert ended.state is JobState.FAILED and len(ended.attempts) == 1
+    assert ended.status_reason is not None and ended.status_reason.startswith("HTTP 404")
+
+    rules = {**retry, "evaluate_on_exit": [{"action": "RETRY", "on_reason": "HTTP 404"}]}
+    register_http(client, "eventually", url=http_server.url + "/eventually", retry=rules)
+    http_server.answers = [(404, {}, b"not yet")]
+    retried = client.wait(client.submit("eventually").id, timeout=30)
+    assert retried.state is JobState.SUCCEEDED and len(retried.attempts) == 2
+
+
+def test_a_refused_host_fails_before_anything_is_sent(
+    settings: Settings, client: Client, http_server: Server
+) -> None:
+    register_http(client, "out", url="http://127.0.0.2:9/steal")
+    register_http(client, "in", url=http_server.url + "/ok")
+    port = http_server.url.rsplit(":", 1)[1]
+    limited = replace(settings, http_allowed_hosts=(f"127.0.0.1:{port}", "*.example.com"))
+    worker = WorkerThread(limited, WorkerConfig(concurrency=2, poll_seconds=0.05)).start()
+    try:
+        refused = client.wait(client.submit("out").id, timeout=30)
+        allowed = client.wait(client.submit("in").id, timeout=30)
+    finally:
+        worker.stop()
+    assert refused.state is JobState.FAILED
+    assert refused.attempts[-1].reason == "EgressDenied"
+    assert refused.status_reason == "127.0.0.2:9 is not in DOCKYARD_HTTP_ALLOWED_HOSTS"
+    assert allowed.state is JobState.SUCCEEDED
+    assert [r.path for r in http_server.received] == ["/ok"]
+
+
+def test_hmac_signatures_verify_at_the_receiver(
+    client: Client, http_server: Server, start_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = b"shared-secret"
+
+    def check(request: Received) -> Answer:
+        good = verify_signature(
+            secret,
+            request.headers.get(TIMESTAMP_HEADER, ""),
+            request.body,
+            request.headers.get(SIGNATURE_HEADER, ""),
+        )
+        return (200, {}, b"verified") if good else (401, {}, b"bad signature")
+
+    http_server.default = check
+    monkeypatch.setenv("HOOK_SECRET", secret.decode())
+    signing = {"kind": "hmac-sha256", "secret_env": "HOOK_SECRET"}
+    register_http(client, "hook", url=http_server.url + "/hook", signing=signing)
+    start_worker(concurrency=2)
+    signed = client.wait(client.submit("hook", payload={"event": "x"}).id, timeout=30)
+    assert signed.state is JobState.SUCCEEDED
+    monkeypatch.setenv("HOOK_SECRET", "another-secret")
+    forged = client.wait(client.submit("hook", payload={"event": "x"}).id, timeout=30)
+    assert forged.state is JobState.FAILED and forged.attempts[-1].reason == "HTTP 401"
+    request = http_server.received[0]
+    # A replay after the window is refused by the same check.
+    stamp = int(request.headers[TIMESTAMP_HEADER])
+    assert not verify_signature(
+        secret, str(stamp), request.body, request.headers[SIGNATURE_HEADER], now=stamp + 301
+    )
+
+
+def test_many_requests_are_in_flight_at_once_on_one_worker(
+    client: Client, http_server: Server, start_worker: Any
+) -> None:
+    http_server.delay = 0.3
+    register_http(client, "slow", url=http_server.url + "/slow", method="GET")
+    start_worker(concurrency=50)
+    jobs = [client.submit("slow") for _ in range(50)]
+    for job in jobs:
+        assert client.wait(job.id, timeout=60).state is JobState.SUCCEEDED
+    assert http_server.most_in_flight >= 25
+
+
+def test_a_connection_refused_is_retried_and_recorded(client: Client, start_worker: Any) -> None:
+    retry = {"attempts": 2, "backoff_base": 0.05}
+    register_http(client, "nobody", url="http://127.0.0.1:9/", retry=retry)
+    start_worker(concurrency=2)
+    job = client.wait(client.submit("nobody").id, timeout=30)
+    assert job.state is JobState.FAILED
+    assert [a.reason for a in job.attempts] == ["ConnectError", "ConnectError"]
