@@ -224,3 +224,108 @@ def test_a_connection_refused_is_retried_and_recorded(client: Client, start_work
     job = client.wait(client.submit("nobody").id, timeout=30)
     assert job.state is JobState.FAILED
     assert [a.reason for a in job.attempts] == ["ConnectError", "ConnectError"]
+
+
+AWS_KEYS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"}
+
+
+def botocore_accepts(request: Received, *, host: str, service: str, region: str) -> bool:
+    """Recompute the request's signature with botocore's SigV4Auth (AWS's own Python signer)
+    from the headers the request says it signed, with the keys the server knows."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    authorization = request.headers.get("Authorization", "")
+    if not authorization.startswith("AWS4-HMAC-SHA256 "):
+        return False
+    fields = dict(part.strip().split("=", 1) for part in authorization[17:].split(","))
+    lowered = {name.lower(): value for name, value in request.headers.items()}
+    signed = fields["SignedHeaders"].split(";")
+    headers = {name: lowered[name] for name in signed if name in lowered}
+    aws = AWSRequest(
+        method=request.method,
+        url=f"http://{host}{request.path}",
+        data=request.body,
+        headers=headers,
+    )
+    aws.context["timestamp"] = lowered["x-amz-date"]
+    auth = SigV4Auth(
+        Credentials(AWS_KEYS["AWS_ACCESS_KEY_ID"], AWS_KEYS["AWS_SECRET_ACCESS_KEY"]),
+        service,
+        region,
+    )
+    canonical = auth.canonical_request(aws)
+    expected = auth.signature(auth.string_to_sign(aws, canonical), aws)
+    return bool(fields["Signature"] == expected)
+
+
+def test_sigv4_signed_requests_pass_botocore_and_lambda_invocations_run(
+    client: Client, http_server: Server, start_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = http_server.url.removeprefix("http://")
+
+    def lambda_api(request: Received) -> Answer:
+        if not botocore_accepts(request, host=host, service="lambda", region="eu-west-1"):
+            return 403, {"Content-Type": "application/json"}, b'{"message": "bad signature"}'
+        if request.path.startswith("/2015-03-31/functions/crash/"):
+            body = b'{"errorMessage": "boom", "errorType": "ValueError"}'
+            return (
+                200,
+                {"X-Amz-Function-Error": "Unhandled", "Content-Type": "application/json"},
+                body,
+            )
+        kind = request.headers.get("X-Amz-Invocation-Type")
+        if kind == "Event":
+            return 202, {}, b""
+        event = json.loads(request.body)
+        return 200, {"Content-Type": "application/json"}, json.dumps({"echo": event}).encode()
+
+    http_server.default = lambda_api
+    for name, value in AWS_KEYS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    base = {"region": "eu-west-1", "endpoint": http_server.url}
+    client.register({"executor": "lambda", "function": "echo", **base}, name="echo")
+    client.register(
+        {"executor": "lambda", "function": "echo", "invocation_type": "Event", **base},
+        name="fire",
+    )
+    client.register({"executor": "lambda", "function": "crash", **base}, name="crash")
+    start_worker(concurrency=4)
+
+    echoed = client.wait(client.submit("echo", payload={"n": 1}).id, timeout=30)
+    assert echoed.state is JobState.SUCCEEDED, echoed.status_reason
+    assert isinstance(echoed.result, dict) and echoed.result["body"] == {"echo": {"n": 1}}
+    assert http_server.received[-1].path == "/2015-03-31/functions/echo/invocations"
+
+    fired = client.wait(client.submit("fire", payload={"n": 2}).id, timeout=30)
+    assert fired.state is JobState.SUCCEEDED
+    assert http_server.received[-1].headers["X-Amz-Invocation-Type"] == "Event"
+
+    crashed = client.wait(client.submit("crash").id, timeout=30)
+    assert crashed.state is JobState.FAILED
+    assert crashed.attempts[-1].reason == "Function error: Unhandled"
+    assert crashed.status_reason is not None and "boom" in crashed.status_reason
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-key")
+    refused = client.wait(client.submit("echo", payload={"n": 3}).id, timeout=30)
+    assert refused.state is JobState.FAILED and refused.attempts[-1].reason == "HTTP 403"
+
+
+def test_an_http_definition_can_sign_with_sigv4(
+    client: Client, http_server: Server, start_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = http_server.url.removeprefix("http://")
+    http_server.default = lambda request: (
+        (200, {}, b"ok")
+        if botocore_accepts(request, host=host, service="execute-api", region="us-east-1")
+        else (403, {}, b"denied")
+    )
+    for name, value in AWS_KEYS.items():
+        monkeypatch.setenv(name, value)
+    signing = {"kind": "aws-sigv4", "service": "execute-api", "region": "us-east-1"}
+    register_http(client, "iam", url=http_server.url + "/prod/items?limit=5&b=2", signing=signing)
+    start_worker(concurrency=2)
+    job = client.wait(client.submit("iam", payload={"item": "x"}).id, timeout=30)
+    assert job.state is JobState.SUCCEEDED, job.status_reason

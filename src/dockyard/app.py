@@ -43,6 +43,7 @@ from dockyard.executors import (
     DockerExecutor,
     Executor,
     HttpExecutor,
+    LambdaExecutor,
     ProcessExecutor,
     PythonExecutor,
 )
@@ -314,11 +315,13 @@ class Dockyard:
 
     def executors(self) -> dict[str, Executor]:
         base = dict(os.environ)
+        http = HttpExecutor(self.settings.http_allowed_hosts)
         return {
             "process": ProcessExecutor(base),
             "python": PythonExecutor(base, search_path=[os.getcwd()]),
             "docker": DockerExecutor(base),
-            "http": HttpExecutor(self.settings.http_allowed_hosts),
+            "http": http,
+            "lambda": LambdaExecutor(http),
         }
 
     def worker(self, config: WorkerConfig, *, rng: random.Random | None = None) -> Worker:

@@ -63,6 +63,10 @@ class DefinitionIn(_Strict):
     expect_status: list[str | int] | str | int | None = None
     max_response_bytes: int | None = None
     signing: dict[str, Any] | None = None
+    qualifier: str | None = None
+    invocation_type: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
     environment: dict[str, str] | None = None
     resources: dict[str, float | int] | None = None
     timeout: float | None = None
@@ -103,6 +107,10 @@ class DefinitionOut(BaseModel):
     expect_status: list[str] | None = None
     max_response_bytes: int | None = None
     signing: dict[str, Any] | None = None
+    qualifier: str | None = None
+    invocation_type: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
     environment: dict[str, str]
     resources: dict[str, float | int]
     timeout: float | None

@@ -22,9 +22,11 @@ from dockyard.domain.records import (
     ExecutorSpec,
     HmacSigning,
     HttpSpec,
+    LambdaSpec,
     ProcessSpec,
     PythonSpec,
     Resources,
+    SigV4Signing,
 )
 from dockyard.domain.retry import (
     DEFAULT_BACKOFF_BASE,
@@ -48,7 +50,7 @@ __all__ = [
     "string_map",
 ]
 
-EXECUTOR_KINDS = ("process", "python", "docker", "http")
+EXECUTOR_KINDS = ("process", "python", "docker", "http", "lambda")
 MAX_ATTEMPTS = 10
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -85,6 +87,17 @@ _EXECUTOR_FIELDS = {
             "pull",
             "registry_username",
             "registry_password_env",
+        }
+    ),
+    "lambda": frozenset(
+        {
+            "function",
+            "qualifier",
+            "invocation_type",
+            "region",
+            "endpoint",
+            "signing",
+            "max_response_bytes",
         }
     ),
     "http": frozenset(
@@ -192,6 +205,8 @@ def _parse_executor(kind: str, doc: Mapping[str, Any]) -> ExecutorSpec:
         return _parse_docker(doc)
     if kind == "http":
         return _parse_http(doc)
+    if kind == "lambda":
+        return _parse_lambda(doc)
     function = doc.get("function")
     if not isinstance(function, str) or not _FUNCTION.match(function):
         raise ValidationError("function", "must be 'package.module:function'")
@@ -260,14 +275,7 @@ def _parse_http(doc: Mapping[str, Any]) -> HttpSpec:
             "max_response_bytes", f"must be an integer from 0 to {MAX_RESPONSE_BYTES}"
         )
     signing = doc.get("signing")
-    parsed_signing = None
-    if signing is not None:
-        signing = _mapping(signing, "signing", {"kind", "secret_env"})
-        if signing.get("kind") != "hmac-sha256":
-            raise ValidationError("signing.kind", "must be hmac-sha256")
-        parsed_signing = HmacSigning(
-            secret_env=check_env_name(signing.get("secret_env"), "signing.secret_env")
-        )
+    parsed_signing = None if signing is None else _parse_signing(signing)
     text = doc.get("text")
     return HttpSpec(
         method=method.upper(),
@@ -278,6 +286,78 @@ def _parse_http(doc: Mapping[str, Any]) -> HttpSpec:
         expect_status=tuple(str(status) for status in statuses),
         max_response_bytes=cap,
         signing=parsed_signing,
+    )
+
+
+_SIGV4_KEYS = {
+    "kind",
+    "service",
+    "region",
+    "access_key_env",
+    "secret_key_env",
+    "session_token_env",
+}
+
+
+def _parse_signing(value: object) -> HmacSigning | SigV4Signing:
+    kind = value.get("kind") if isinstance(value, Mapping) else None
+    if kind == "hmac-sha256":
+        doc = _mapping(value, "signing", {"kind", "secret_env"})
+        return HmacSigning(secret_env=check_env_name(doc.get("secret_env"), "signing.secret_env"))
+    if kind == "aws-sigv4":
+        doc = _mapping(value, "signing", _SIGV4_KEYS)
+        defaults = SigV4Signing(service="x", region="x")
+
+        def env(key: str, default: str) -> str:
+            return check_env_name(doc.get(key, default), f"signing.{key}")
+
+        return SigV4Signing(
+            service=_word(doc.get("service"), "signing.service"),
+            region=_word(doc.get("region"), "signing.region"),
+            access_key_env=env("access_key_env", defaults.access_key_env),
+            secret_key_env=env("secret_key_env", defaults.secret_key_env),
+            session_token_env=env("session_token_env", defaults.session_token_env),
+        )
+    raise ValidationError("signing.kind", "must be hmac-sha256 or aws-sigv4")
+
+
+def _word(value: object, field: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9-]{1,64}", value):
+        raise ValidationError(field, "must be lower-case letters, digits and hyphens")
+    return value
+
+
+def _parse_lambda(doc: Mapping[str, Any]) -> LambdaSpec:
+    function = doc.get("function")
+    if not isinstance(function, str) or not re.fullmatch(r"[A-Za-z0-9_:.-]{1,170}", function):
+        raise ValidationError("function", "must be a Lambda function name or ARN")
+    invocation = doc.get("invocation_type", "RequestResponse")
+    if invocation not in ("RequestResponse", "Event"):
+        raise ValidationError("invocation_type", "must be RequestResponse or Event")
+    region = _word(doc.get("region"), "region")
+    endpoint = doc.get("endpoint")
+    if endpoint is not None and (
+        not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://"))
+    ):
+        raise ValidationError("endpoint", "must be an http:// or https:// URL")
+    signing = doc.get("signing", {"kind": "aws-sigv4", "service": "lambda", "region": region})
+    parsed = _parse_signing(signing)
+    if not isinstance(parsed, SigV4Signing):
+        raise ValidationError("signing.kind", "must be aws-sigv4 for lambda")
+    cap = doc.get("max_response_bytes", 65536)
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= MAX_RESPONSE_BYTES:
+        raise ValidationError(
+            "max_response_bytes", f"must be an integer from 0 to {MAX_RESPONSE_BYTES}"
+        )
+    qualifier = doc.get("qualifier")
+    return LambdaSpec(
+        function=function,
+        qualifier=None if qualifier is None else _string(qualifier, "qualifier"),
+        invocation_type=invocation,
+        region=region,
+        endpoint=endpoint,
+        signing=parsed,
+        max_response_bytes=cap,
     )
 
 
@@ -455,50 +535,72 @@ def string_map(value: object, field: str) -> dict[str, str]:
     return out
 
 
-def definition_document(name: str, spec: DefinitionSpec) -> dict[str, Any]:
-    """The spec as a document that :func:`parse_definition` reads back to an equal spec."""
-    doc: dict[str, Any] = {"name": name, "executor": spec.executor.kind}
-    match spec.executor:
+def _signing_document(signing: HmacSigning | SigV4Signing) -> dict[str, Any]:
+    if isinstance(signing, HmacSigning):
+        return {"kind": signing.kind, "secret_env": signing.secret_env}
+    return {
+        "kind": signing.kind,
+        "service": signing.service,
+        "region": signing.region,
+        "access_key_env": signing.access_key_env,
+        "secret_key_env": signing.secret_key_env,
+        "session_token_env": signing.session_token_env,
+    }
+
+
+def _without_none(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _executor_document(executor: ExecutorSpec) -> dict[str, Any]:
+    """The executor's fields of a definition document (optional ones only when set)."""
+    match executor:
         case ProcessSpec(command=command, shell=shell, working_dir=working_dir):
-            doc["command"] = list(command)
-            doc["shell"] = shell
-            if working_dir is not None:
-                doc["working_dir"] = working_dir
+            return _without_none(command=list(command), shell=shell, working_dir=working_dir)
         case PythonSpec(function=function, isolation=isolation):
-            doc.update(function=function, isolation=isolation)
+            return {"function": function, "isolation": isolation}
         case HttpSpec() as http:
-            doc.update(
+            return _without_none(
                 method=http.method,
                 url=http.url,
                 headers=dict(http.headers),
                 expect_status=list(http.expect_status),
                 max_response_bytes=http.max_response_bytes,
+                json=http.json,
+                text=http.text,
+                signing=None if http.signing is None else _signing_document(http.signing),
             )
-            if http.json is not None:
-                doc["json"] = http.json
-            if http.text is not None:
-                doc["text"] = http.text
-            if http.signing is not None:
-                doc["signing"] = {"kind": http.signing.kind, "secret_env": http.signing.secret_env}
+        case LambdaSpec() as call:
+            return _without_none(
+                function=call.function,
+                invocation_type=call.invocation_type,
+                region=call.region,
+                signing=_signing_document(call.signing),
+                max_response_bytes=call.max_response_bytes,
+                qualifier=call.qualifier,
+                endpoint=call.endpoint,
+            )
         case DockerSpec() as docker:
-            doc["image"] = docker.image
-            for key, value in (
-                ("command", None if docker.command is None else list(docker.command)),
-                ("entrypoint", None if docker.entrypoint is None else list(docker.entrypoint)),
-                ("working_dir", docker.working_dir),
-                ("user", docker.user),
-                ("registry_username", docker.registry_username),
-                ("registry_password_env", docker.registry_password_env),
-            ):
-                if value is not None:
-                    doc[key] = value
-            doc.update(
+            return _without_none(
+                image=docker.image,
+                command=None if docker.command is None else list(docker.command),
+                entrypoint=None if docker.entrypoint is None else list(docker.entrypoint),
+                working_dir=docker.working_dir,
+                user=docker.user,
+                registry_username=docker.registry_username,
+                registry_password_env=docker.registry_password_env,
                 non_root=docker.non_root,
                 network_mode=docker.network_mode,
                 read_only=docker.read_only,
                 tmpfs=dict(docker.tmpfs),
                 pull=docker.pull,
             )
+
+
+def definition_document(name: str, spec: DefinitionSpec) -> dict[str, Any]:
+    """The spec as a document that :func:`parse_definition` reads back to an equal spec."""
+    doc: dict[str, Any] = {"name": name, "executor": spec.executor.kind}
+    doc.update(_executor_document(spec.executor))
     resources = {
         key: value
         for key, value in (

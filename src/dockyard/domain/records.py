@@ -25,11 +25,14 @@ __all__ = [
     "HttpSpec",
     "Job",
     "JobId",
+    "LambdaSpec",
     "NewJob",
     "Overrides",
     "ProcessSpec",
     "PythonSpec",
     "Resources",
+    "SigV4Signing",
+    "Signing",
 ]
 
 JobId = NewType("JobId", str)
@@ -95,6 +98,38 @@ class HmacSigning:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SigV4Signing:
+    """AWS Signature Version 4 for ``service`` in ``region``, with credentials from the worker's
+    environment variables named here (AWS's own names by default)."""
+
+    kind: Literal["aws-sigv4"] = "aws-sigv4"
+    service: str
+    region: str
+    access_key_env: str = "AWS_ACCESS_KEY_ID"
+    secret_key_env: str = "AWS_SECRET_ACCESS_KEY"
+    session_token_env: str = "AWS_SESSION_TOKEN"
+
+
+Signing: TypeAlias = HmacSigning | SigV4Signing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LambdaSpec:
+    """Invoke an AWS Lambda function through the ``Invoke`` API, the payload as its event."""
+
+    kind: Literal["lambda"] = "lambda"
+    #: A name, a partial or a full ARN.
+    function: str
+    qualifier: str | None = None
+    invocation_type: Literal["RequestResponse", "Event"] = "RequestResponse"
+    region: str
+    #: ``https://lambda.<region>.amazonaws.com`` unless given (a local emulator, a VPC endpoint).
+    endpoint: str | None = None
+    signing: SigV4Signing
+    max_response_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HttpSpec:
     """Call an HTTP endpoint. In ``url``, ``headers``, ``text`` and the strings of ``json``,
     ``${payload.a.b}``, ``${job.id}``, ``${job.name}`` and ``${job.attempt}`` are filled in from
@@ -110,10 +145,10 @@ class HttpSpec:
     #: Codes that mean success: ``200``, ``2xx``, ``200-204``.
     expect_status: tuple[str, ...] = ("2xx",)
     max_response_bytes: int = 65536
-    signing: HmacSigning | None = None
+    signing: Signing | None = None
 
 
-ExecutorSpec: TypeAlias = ProcessSpec | PythonSpec | DockerSpec | HttpSpec
+ExecutorSpec: TypeAlias = ProcessSpec | PythonSpec | DockerSpec | HttpSpec | LambdaSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,7 @@ sink and a cancel signal, and maps the outcome they return to a transition.
 from __future__ import annotations
 
 from dockyard.executors.docker import DockerExecutor
-from dockyard.executors.http import HttpExecutor
+from dockyard.executors.http import HttpExecutor, LambdaExecutor
 from dockyard.executors.port import ExecutionContext, Executor
 from dockyard.executors.process import ProcessExecutor
 from dockyard.executors.python import PythonExecutor
@@ -17,6 +17,7 @@ __all__ = [
     "ExecutionContext",
     "Executor",
     "HttpExecutor",
+    "LambdaExecutor",
     "ProcessExecutor",
     "PythonExecutor",
 ]

@@ -24,17 +24,19 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from dockyard.domain.outcomes import Outcome, OutcomeKind
-from dockyard.domain.records import HttpSpec
+from dockyard.domain.records import HmacSigning, HttpSpec, LambdaSpec, Signing
 from dockyard.executors.port import ExecutionContext
+from dockyard.executors.sigv4 import Credentials, sign_v4
 
-__all__ = ["REPLAY_WINDOW_SECONDS", "HttpExecutor", "sign", "verify_signature"]
+__all__ = ["REPLAY_WINDOW_SECONDS", "HttpExecutor", "LambdaExecutor", "sign", "verify_signature"]
 
 SIGNATURE_HEADER = "X-Dockyard-Signature"
 TIMESTAMP_HEADER = "X-Dockyard-Timestamp"
@@ -96,19 +98,29 @@ class HttpExecutor:
         headers = {name: _fill_text(value, values) for name, value in spec.headers.items()}
         body = _body(spec, context, values, headers)
         if spec.signing is not None:
-            secret = os.environ.get(spec.signing.secret_env)
-            if secret is None:
-                reason = f"the signing secret {spec.signing.secret_env} is not set on this worker"
-                context.log.write(f"dockyard: {reason}\n".encode())
-                return Outcome.failed(reason="NoSecret", status_reason=reason).with_retry(False)
-            stamp = int(time.time())
-            headers[TIMESTAMP_HEADER] = str(stamp)
-            headers[SIGNATURE_HEADER] = sign(secret.encode(), stamp, body or b"")
-        context.log.write(f"> {spec.method} {url}\n".encode())
+            missing = _sign(spec.signing, spec.method, url, headers, body or b"")
+            if missing is not None:
+                context.log.write(f"dockyard: {missing}\n".encode())
+                return Outcome.failed(reason="NoSecret", status_reason=missing).with_retry(False)
+        sent = await self._send(spec.method, url, headers, body, context)
+        if isinstance(sent, Outcome):
+            return sent
+        return _judge(spec, sent, context)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        context: ExecutionContext,
+    ) -> httpx.Response | Outcome:
+        """The response, or the outcome of a request that got none."""
+        context.log.write(f"> {method} {url}\n".encode())
         timeout = context.spec.timeout_seconds
         try:
-            response = await self._http().request(
-                spec.method, url, headers=headers, content=body, timeout=timeout or 60.0
+            return await self._http().request(
+                method, url, headers=headers, content=body, timeout=timeout or 60.0
             )
         except httpx.TimeoutException as error:
             context.log.write(f"dockyard: timed out: {error!r}\n".encode())
@@ -121,7 +133,45 @@ class HttpExecutor:
             name = type(error).__name__
             context.log.write(f"dockyard: {name}: {error}\n".encode())
             return Outcome.failed(reason=name, status_reason=f"{name}: {error}")
-        return _judge(spec, response, context)
+
+    async def invoke(self, context: ExecutionContext) -> Outcome:
+        """The ``lambda`` executor's attempt: AWS Lambda's ``Invoke``, signed with SigV4."""
+        spec = context.spec.executor
+        assert isinstance(spec, LambdaSpec)
+        endpoint = (spec.endpoint or f"https://lambda.{spec.region}.amazonaws.com").rstrip("/")
+        url = f"{endpoint}/2015-03-31/functions/{quote(spec.function, safe='')}/invocations"
+        if spec.qualifier is not None:
+            url += f"?Qualifier={quote(spec.qualifier, safe='')}"
+        refusal = self._refusal(url)
+        if refusal is not None:
+            context.log.write(f"dockyard: {refusal}\n".encode())
+            return Outcome.failed(reason="EgressDenied", status_reason=refusal).with_retry(False)
+        body = json.dumps(context.job.payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Amz-Invocation-Type": spec.invocation_type,
+        }
+        missing = _sign(spec.signing, "POST", url, headers, body)
+        if missing is not None:
+            context.log.write(f"dockyard: {missing}\n".encode())
+            return Outcome.failed(reason="NoSecret", status_reason=missing).with_retry(False)
+        sent = await self._send("POST", url, headers, body, context)
+        if isinstance(sent, Outcome):
+            return sent
+        expected = "202" if spec.invocation_type == "Event" else "200"
+        judged = HttpSpec(
+            url=url, expect_status=(expected,), max_response_bytes=spec.max_response_bytes
+        )
+        outcome = _judge(judged, sent, context)
+        error = sent.headers.get("x-amz-function-error")
+        if outcome.kind is OutcomeKind.SUCCEEDED and error:
+            detail = outcome.result["body"] if isinstance(outcome.result, dict) else None
+            message = detail.get("errorMessage") if isinstance(detail, dict) else None
+            return Outcome.failed(
+                reason=f"Function error: {error}",
+                status_reason=f"Lambda {spec.function} failed ({error}): {message or detail}",
+            )
+        return outcome
 
     def _refusal(self, url: str) -> str | None:
         if self.allowed_hosts is None:
@@ -136,6 +186,43 @@ class HttpExecutor:
             ):
                 return None
         return f"{host}:{port} is not in DOCKYARD_HTTP_ALLOWED_HOSTS"
+
+
+def _sign(
+    signing: Signing, method: str, url: str, headers: dict[str, str], body: bytes
+) -> str | None:
+    """Add the signature headers; say what is missing when the worker lacks the secret."""
+    if isinstance(signing, HmacSigning):
+        secret = os.environ.get(signing.secret_env)
+        if secret is None:
+            return f"the signing secret {signing.secret_env} is not set on this worker"
+        stamp = int(time.time())
+        headers[TIMESTAMP_HEADER] = str(stamp)
+        headers[SIGNATURE_HEADER] = sign(secret.encode(), stamp, body)
+        return None
+    access = os.environ.get(signing.access_key_env)
+    secret = os.environ.get(signing.secret_key_env)
+    if not access or not secret:
+        return (
+            f"AWS credentials {signing.access_key_env} and {signing.secret_key_env}"
+            " are not set on this worker"
+        )
+    parts = urlsplit(url)
+    headers["Host"] = parts.netloc
+    signed = sign_v4(
+        method=method,
+        path=parts.path or "/",
+        query=parts.query,
+        headers=list(headers.items()),
+        body=body,
+        credentials=Credentials(access, secret, os.environ.get(signing.session_token_env)),
+        region=signing.region,
+        service=signing.service,
+        when=datetime.now(UTC),
+        sign_body=True,
+    )
+    headers.update(signed.headers)
+    return None
 
 
 def _values(context: ExecutionContext) -> dict[str, Any]:
@@ -249,3 +336,13 @@ def _judge(spec: HttpSpec, response: httpx.Response, context: ExecutionContext) 
         status_reason=f"HTTP {status} {response.reason_phrase} from {response.url.host}",
     )
     return outcome.with_retry(retryable, _retry_after(response.headers.get("retry-after")))
+
+
+class LambdaExecutor:
+    """The ``lambda`` executor: shares the HTTP executor's connections and egress rules."""
+
+    def __init__(self, http: HttpExecutor) -> None:
+        self._http = http
+
+    async def run(self, context: ExecutionContext) -> Outcome:
+        return await self._http.invoke(context)
