@@ -3,17 +3,19 @@ ThreadingHTTPServer, answering as each test scripts it)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from dockyard import JobState
+from dockyard import JobState, SubmitRequest
 from dockyard.client import Client
 from dockyard.executors.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from dockyard.runtime import WorkerConfig
@@ -85,7 +87,10 @@ def http_server() -> Iterator[Server]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Threading(ThreadingHTTPServer):
+        request_queue_size = 128  # socketserver's default backlog of 5 would queue connections
+
+    httpd = Threading(("127.0.0.1", 0), Handler)
     state["server"] = Server(url=f"http://127.0.0.1:{httpd.server_address[1]}")
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -210,11 +215,11 @@ def test_many_requests_are_in_flight_at_once_on_one_worker(
 ) -> None:
     http_server.delay = 0.3
     register_http(client, "slow", url=http_server.url + "/slow", method="GET")
-    start_worker(concurrency=50)
-    jobs = [client.submit("slow") for _ in range(50)]
-    for job in jobs:
-        assert client.wait(job.id, timeout=60).state is JobState.SUCCEEDED
-    assert http_server.most_in_flight >= 25
+    submitted = client.submit_requests([SubmitRequest(definition="slow") for _ in range(50)])
+    start_worker(concurrency=50)  # claims the 50 at once
+    for item in submitted:
+        assert client.wait(item.job.id, timeout=60).state is JobState.SUCCEEDED
+    assert http_server.most_in_flight >= 40
 
 
 def test_a_connection_refused_is_retried_and_recorded(client: Client, start_worker: Any) -> None:
@@ -329,3 +334,97 @@ def test_an_http_definition_can_sign_with_sigv4(
     start_worker(concurrency=2)
     job = client.wait(client.submit("iam", payload={"item": "x"}).id, timeout=30)
     assert job.state is JobState.SUCCEEDED, job.status_reason
+
+
+def test_story_3_an_application_back_end_over_the_http_api(
+    settings: Settings, server: Any, http_server: Server, start_worker: Any
+) -> None:
+    """DESIGN.md story 3: jobs created over the API call a REST server, deduplicated by key, in
+    order per group, retried with backoff; one that runs out of attempts is FAILED, listed by
+    ``dockyard jobs list --state FAILED`` and run again by ``dockyard jobs retry``."""
+    import httpx
+
+    api = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.admin_token}"}
+    )
+    with api:
+        story_3(settings, server, http_server, start_worker, api)
+
+
+def story_3(
+    settings: Settings, server: Any, http_server: Server, start_worker: Any, api: Any
+) -> None:
+    definition = {
+        "name": "charge",
+        "executor": "http",
+        "url": http_server.url + "/charges/${payload.order}",
+        "json": {"order": "${payload.order}", "amount": "${payload.amount}"},
+        "retry": {"attempts": 3, "backoff_base": 0.2, "backoff_max": 5},
+    }
+    api.post("/v1/definitions", json=definition).raise_for_status()
+    start_worker(concurrency=8)
+
+    http_server.answers = [(503, {}, b"busy"), (503, {}, b"busy")]
+    first = {"definition": "charge", "payload": {"order": "o-1", "amount": 12}}
+    body = {**first, "idempotency_key": "order-o-1", "group": "customer-7"}
+    created = api.post("/v1/jobs", json=body).json()
+    again = api.post("/v1/jobs", json=body).json()
+    assert (again["id"], again["created"]) == (created["id"], False)
+    done = api.get(f"/v1/jobs/{created['id']}", params={"wait": 30}).json()
+    assert done["state"] == "SUCCEEDED"
+    attempts = done["attempts"]
+    assert [a["reason"] for a in attempts] == ["HTTP 503", "HTTP 503", None]
+    gaps = [
+        (datetime.fromisoformat(b["started_at"]) - datetime.fromisoformat(a["stopped_at"]))
+        for a, b in itertools.pairwise(attempts)
+    ]
+    assert gaps[0].total_seconds() >= 0.2 and gaps[1].total_seconds() >= 0.4  # the backoff
+
+    http_server.received.clear()
+    http_server.delay = 0.05
+    orders = [f"g-{n}" for n in range(6)]
+    ids = [
+        api.post(
+            "/v1/jobs",
+            json={
+                "definition": "charge",
+                "group": "customer-9",
+                "payload": {"order": o, "amount": 1},
+            },
+        ).json()["id"]
+        for o in orders
+    ]
+    for job_id in ids:
+        assert api.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()["state"] == "SUCCEEDED"
+    assert [r.path for r in http_server.received] == [f"/charges/{o}" for o in orders]
+    http_server.delay = 0.0
+
+    http_server.answers = [(500, {}, b"down")] * 3
+    doomed = api.post("/v1/jobs", json={**first, "payload": {"order": "o-2", "amount": 5}}).json()
+    failed = api.get(f"/v1/jobs/{doomed['id']}", params={"wait": 30}).json()
+    assert failed["state"] == "FAILED" and len(failed["attempts"]) == 3
+    env = {"DOCKYARD_URL": server.url, "DOCKYARD_TOKEN": server.admin_token}
+    listed = run_cli(settings, env, "jobs", "list", "--state", "FAILED")
+    assert doomed["id"] in listed
+    run_cli(settings, env, "jobs", "retry", doomed["id"])
+    retried = api.get(f"/v1/jobs/{doomed['id']}", params={"wait": 30}).json()
+    assert retried["state"] == "SUCCEEDED"
+
+
+def run_cli(settings: Settings, env: dict[str, str], *args: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKYARD_HOME": str(settings.home), **env},
+        cwd=REPO,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
