@@ -35,18 +35,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DefinitionIn(_Strict):
-    """A definition document, as in ``dockyard definitions register -f`` (see the README)."""
+class _ExecutorFields(BaseModel):
+    """The fields of each executor kind (README: process, python, docker, http, lambda)."""
 
-    name: str
     executor: str = "process"
-    command: list[str] | str | None = None
     shell: bool | None = None
     working_dir: str | None = None
     function: str | None = None
     isolation: str | None = None
     image: str | None = None
-    entrypoint: list[str] | str | None = None
     user: str | None = None
     non_root: bool | None = None
     network_mode: str | None = None
@@ -60,13 +57,21 @@ class DefinitionIn(_Strict):
     headers: dict[str, str] | None = None
     json_body: Any = Field(default=None, alias="json")
     text: str | None = None
-    expect_status: list[str | int] | str | int | None = None
     max_response_bytes: int | None = None
     signing: dict[str, Any] | None = None
     qualifier: str | None = None
     invocation_type: str | None = None
     region: str | None = None
     endpoint: str | None = None
+
+
+class DefinitionIn(_ExecutorFields, _Strict):
+    """A definition document, as in ``dockyard definitions register -f`` (see the README)."""
+
+    name: str
+    command: list[str] | str | None = None
+    entrypoint: list[str] | str | None = None
+    expect_status: list[str | int] | str | int | None = None
     environment: dict[str, str] | None = None
     resources: dict[str, float | int] | None = None
     timeout: float | None = None
@@ -78,39 +83,14 @@ class DefinitionIn(_Strict):
     description: str | None = None
 
 
-class DefinitionOut(BaseModel):
+class DefinitionOut(_ExecutorFields):
     name: str
     revision: int
     status: str
     created_at: str
-    executor: str
     command: list[str] | None = None
-    shell: bool | None = None
-    working_dir: str | None = None
-    function: str | None = None
-    isolation: str | None = None
-    image: str | None = None
     entrypoint: list[str] | None = None
-    user: str | None = None
-    non_root: bool | None = None
-    network_mode: str | None = None
-    read_only: bool | None = None
-    tmpfs: dict[str, str] | None = None
-    pull: str | None = None
-    registry_username: str | None = None
-    registry_password_env: str | None = None
-    method: str | None = None
-    url: str | None = None
-    headers: dict[str, str] | None = None
-    json_body: Any = Field(default=None, alias="json")
-    text: str | None = None
     expect_status: list[str] | None = None
-    max_response_bytes: int | None = None
-    signing: dict[str, Any] | None = None
-    qualifier: str | None = None
-    invocation_type: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
     environment: dict[str, str]
     resources: dict[str, float | int]
     timeout: float | None
