@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from dockyard import JobState
+from dockyard.app import WorkerConfig
 from dockyard.client import Client
 from dockyard.domain.definitions import definition_document
 from dockyard.executors.docker import LABEL_JOB
 from dockyard.settings import Settings
-from tests.conftest import REGISTRY_AUTH, busybox_tar, wait_until
+from tests.conftest import REGISTRY_AUTH, WorkerThread, busybox_tar, wait_until
 from tests.test_cli import ok, run
 
 
@@ -28,7 +29,12 @@ def register_docker(client: Client, name: str, image: str, *command: str, **fiel
 
 
 def containers_of(docker_client: Any, job_id: str) -> list[Any]:
-    return list(docker_client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job_id}"}))
+    # sparse: the list as the engine gave it, without inspecting each (one may go meanwhile)
+    return list(
+        docker_client.containers.list(
+            all=True, sparse=True, filters={"label": f"{LABEL_JOB}={job_id}"}
+        )
+    )
 
 
 @pytest.fixture
@@ -157,6 +163,48 @@ def test_containers_left_by_a_killed_worker_are_removed_by_the_next(
     wait_until(lambda: not containers_of(docker_client, job.id), what="the leftover to go")
 
 
+def test_eight_long_containers_are_all_stopped_when_cancelled(
+    client: Client, docker_client: Any, busybox_image: str, start_worker: Any
+) -> None:
+    # More running containers than the event loop's default thread pool has threads (6 on two
+    # cores): waiting on them must not leave no thread for the cancel's ``docker stop``.
+    register_docker(client, "many", busybox_image, "sleep", "600")
+    start_worker(concurrency=8)
+    ids = [client.submit("many").id for _ in range(8)]
+    wait_until(
+        lambda: (
+            all(c.status == "running" for i in ids for c in containers_of(docker_client, i))
+            and all(containers_of(docker_client, i) for i in ids)
+        ),
+        what="eight containers to run",
+    )
+    for job_id in ids:
+        client.cancel(job_id)
+    wait_until(
+        lambda: not any(containers_of(docker_client, i) for i in ids),
+        timeout=30,
+        what="all eight containers to go",
+    )
+    assert {client.wait(i, timeout=30).state for i in ids} == {JobState.CANCELLED}
+
+
+def test_a_worker_of_another_store_leaves_this_stores_containers_alone(
+    client: Client, docker_client: Any, busybox_image: str, docker_worker: Any, tmp_path: Path
+) -> None:
+    register_docker(client, "mine", busybox_image, "sleep", "600")
+    job = client.submit("mine")
+    wait_until(
+        lambda: [c for c in containers_of(docker_client, job.id) if c.status == "running"],
+        what="the container to run",
+    )
+    other = Settings.resolve(home=tmp_path / "other", environ={})
+    WorkerThread(other, WorkerConfig(concurrency=1, poll_seconds=0.05)).start().stop()
+    assert [c.status for c in containers_of(docker_client, job.id)] == ["running"]
+    assert client.get(job.id).state is JobState.RUNNING
+    client.cancel(job.id)
+    assert client.wait(job.id, timeout=60).state is JobState.CANCELLED
+
+
 def test_story_1_an_ecs_image_from_the_registry_followed_then_rolled_back(
     settings: Settings,
     client: Client,
@@ -233,6 +281,7 @@ def test_read_only_root_tmpfs_and_cpu_limit_reach_the_engine(
         lambda: [c for c in containers_of(docker_client, job.id) if c.status == "running"],
         what="the container to run",
     )
+    container.reload()  # the full inspection
     host = container.attrs["HostConfig"]
     assert host["ReadonlyRootfs"] is True
     assert host["NanoCpus"] == 500_000_000

@@ -57,7 +57,14 @@ from dockyard.runtime import (
     WorkerConfig,
 )
 from dockyard.settings import Settings
-from dockyard.storage import JobQuery, QueueInfo, Storage, WorkerInfo, open_storage
+from dockyard.storage import (
+    JobQuery,
+    QueueInfo,
+    Storage,
+    WorkerInfo,
+    open_storage,
+    store_identity,
+)
 
 __all__ = [
     "Dockyard",
@@ -114,6 +121,11 @@ class Dockyard:
 
     async def close(self) -> None:
         await self.storage.close()
+
+    @property
+    def store_id(self) -> str:
+        """The store's short name, on the labels of what its workers start outside it."""
+        return store_identity(self.settings.url)
 
     # -- definitions ----------------------------------------------------------------------------
 
@@ -319,7 +331,7 @@ class Dockyard:
         return {
             "process": ProcessExecutor(base),
             "python": PythonExecutor(base, search_path=[os.getcwd()]),
-            "docker": DockerExecutor(base),
+            "docker": DockerExecutor(base, store=self.store_id),
             "http": http,
             "lambda": LambdaExecutor(http),
         }

@@ -12,7 +12,7 @@ from dockyard.storage.port import (
     Storage,
     WorkerInfo,
 )
-from dockyard.storage.urls import open_storage
+from dockyard.storage.urls import open_storage, store_identity
 
 __all__ = [
     "Capabilities",
@@ -24,4 +24,5 @@ __all__ = [
     "Storage",
     "WorkerInfo",
     "open_storage",
+    "store_identity",
 ]

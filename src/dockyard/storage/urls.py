@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from dockyard.errors import ValidationError
 from dockyard.storage.port import Storage
 
-__all__ = ["open_storage"]
+__all__ = ["open_storage", "store_identity"]
 
 _HELP = "use sqlite:///path/to.db or postgresql://user@host:5432/database"
 
@@ -31,3 +32,16 @@ def open_storage(url: str) -> Storage:
 
         return PostgresStorage(url)
     raise ValidationError("url", f"unsupported store URL {url!r}; {_HELP}")
+
+
+def store_identity(url: str) -> str:
+    """A short name for the store at ``url`` that two processes using it agree on.
+
+    Things a store's workers leave outside it (containers) are labelled with it, so that a
+    worker never takes another store's worker for dead. A SQLite path is made absolute first.
+    """
+    scheme, sep, rest = url.partition("://")
+    if scheme == "sqlite" and sep:
+        path = rest[1:] if rest.startswith("/") else rest
+        url = f"sqlite:///{Path(path).resolve()}"
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
