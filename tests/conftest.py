@@ -22,7 +22,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -438,9 +440,12 @@ def busybox_image(docker_client: Any) -> str:
     return BUSYBOX_IMAGE
 
 
-def _serve_registry(folder: Path, auth: tuple[str, str] | None = None) -> Iterator[str]:
+def _serve_registry(
+    folder: Path, auth: tuple[str, str] | None = None, notify: tuple[str, str] | None = None
+) -> Iterator[str]:
     """Debian's Docker registry (Distribution 2.8) on a free port, with htpasswd auth when
-    ``auth`` is given: yields its ``host:port``."""
+    ``auth`` is given, notifying ``notify``'s URL with its bearer token of every push and pull
+    when it is given: yields its ``host:port``."""
     import shutil
     import urllib.error
     import urllib.request
@@ -466,6 +471,13 @@ def _serve_registry(folder: Path, auth: tuple[str, str] | None = None) -> Iterat
         hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
         (folder / "htpasswd").write_text(f"{user}:{hashed}\n")
         config += f"auth: {{htpasswd: {{realm: test, path: {folder / 'htpasswd'}}}}}\n"
+    if notify is not None:
+        url, token = notify
+        config += (
+            "notifications:\n  endpoints:\n"
+            f"    - {{name: dockyard, url: '{url}', timeout: 2s, threshold: 3, backoff: 100ms,"
+            f" headers: {{Authorization: ['Bearer {token}']}}}}\n"
+        )
     (folder / "registry.yml").write_text(config)
     log = (folder / "registry.log").open("wb")
     proc = subprocess.Popen(
@@ -500,6 +512,103 @@ REGISTRY_AUTH = ("ci", "s3cret-pass")
 
 
 @pytest.fixture
+def notifying_registry(tmp_path: Path) -> Iterator[Any]:
+    """``notifying_registry(url, token)`` → the ``host:port`` of a registry that POSTs its
+    notifications to ``url`` with ``Authorization: Bearer token``."""
+    started: list[Iterator[str]] = []
+
+    def start(url: str, token: str) -> str:
+        serving = _serve_registry(tmp_path / f"registry-{len(started)}", notify=(url, token))
+        started.append(serving)
+        return next(serving)
+
+    yield start
+    for serving in started:
+        for _ in serving:  # runs the generator's clean-up
+            pass
+
+
+@pytest.fixture
 def private_registry(tmp_path: Path) -> Iterator[str]:
     """A registry that wants the login REGISTRY_AUTH: its ``host:port``."""
     yield from _serve_registry(tmp_path / "private-registry", REGISTRY_AUTH)
+
+
+# -- a scripted HTTP server ----------------------------------------------------------------------
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class HttpServer:
+    url: str
+    received: list[Received] = field(default_factory=list)
+    #: What to answer next, in order; then ``default``.
+    answers: list[Answer] = field(default_factory=list)
+    default: Callable[[Received], Answer] = lambda _: (
+        200,
+        {"Content-Type": "application/json"},
+        b'{"ok": true}',
+    )
+    in_flight: int = 0
+    most_in_flight: int = 0
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    """A real HTTP server on a free port that records each request and answers as scripted."""
+    state: dict[str, HttpServer] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            server = state["server"]
+            length = int(self.headers.get("Content-Length") or 0)
+            request = Received(
+                self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
+            )
+            with server.lock:
+                server.received.append(request)
+                server.in_flight += 1
+                server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                answer = server.answers.pop(0) if server.answers else None
+            try:
+                if server.delay:
+                    time.sleep(server.delay)  # the server is slow: that is what is tested
+                status, headers, body = answer or server.default(request)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            finally:
+                with server.lock:
+                    server.in_flight -= 1
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Threading(ThreadingHTTPServer):
+        request_queue_size = 128  # socketserver's default backlog of 5 would queue connections
+
+    httpd = Threading(("127.0.0.1", 0), Handler)
+    state["server"] = HttpServer(url=f"http://127.0.0.1:{httpd.server_address[1]}")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state["server"]
+    httpd.shutdown()
+    httpd.server_close()

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -20,83 +16,8 @@ from dockyard.client import Client
 from dockyard.executors.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from dockyard.runtime import WorkerConfig
 from dockyard.settings import Settings
-from tests.conftest import WorkerThread
-
-Answer = tuple[int, dict[str, str], bytes]
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Server:
-    url: str
-    received: list[Received] = field(default_factory=list)
-    #: What to answer next, in order; then ``default``.
-    answers: list[Answer] = field(default_factory=list)
-    default: Callable[[Received], Answer] = lambda _: (
-        200,
-        {"Content-Type": "application/json"},
-        b'{"ok": true}',
-    )
-    in_flight: int = 0
-    most_in_flight: int = 0
-    delay: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@pytest.fixture
-def http_server() -> Iterator[Server]:
-    state: dict[str, Server] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            server = state["server"]
-            length = int(self.headers.get("Content-Length") or 0)
-            request = Received(
-                self.command, self.path, dict(self.headers.items()), self.rfile.read(length)
-            )
-            with server.lock:
-                server.received.append(request)
-                server.in_flight += 1
-                server.most_in_flight = max(server.most_in_flight, server.in_flight)
-                answer = server.answers.pop(0) if server.answers else None
-            try:
-                if server.delay:
-                    time.sleep(server.delay)  # the server is slow: that is what is tested
-                status, headers, body = answer or server.default(request)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            finally:
-                with server.lock:
-                    server.in_flight -= 1
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    class Threading(ThreadingHTTPServer):
-        request_queue_size = 128  # socketserver's default backlog of 5 would queue connections
-
-    httpd = Threading(("127.0.0.1", 0), Handler)
-    state["server"] = Server(url=f"http://127.0.0.1:{httpd.server_address[1]}")
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state["server"]
-    httpd.shutdown()
-    httpd.server_close()
+from tests.conftest import Answer, Received, WorkerThread
+from tests.conftest import HttpServer as Server
 
 
 def register_http(client: Client, name: str, **fields: Any) -> None:

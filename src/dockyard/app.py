@@ -26,8 +26,25 @@ from dockyard.domain.definitions import (
     parse_definition,
     parse_definition_ref,
 )
+from dockyard.domain.events import Event, parse_entries
 from dockyard.domain.jobs import SubmitRequest, new_job
+from dockyard.domain.patterns import matches as pattern_matches
 from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.registry import (
+    DOCKYARD_REGISTRY_SOURCE,
+    IMAGE_PUSHED,
+    parse_notifications,
+    push_detail,
+)
+from dockyard.domain.rules import (
+    Invocation,
+    InvocationState,
+    Rule,
+    parse_rule,
+)
+from dockyard.domain.rules import (
+    spec_document as rule_spec_document,
+)
 from dockyard.domain.scheduling import (
     Schedule,
     ScheduleSpec,
@@ -51,6 +68,8 @@ from dockyard.logs import LocalLogStore
 from dockyard.runtime import (
     Maintenance,
     MaintenanceConfig,
+    RulesConfig,
+    RulesEngine,
     Scheduler,
     SchedulerConfig,
     Worker,
@@ -61,6 +80,7 @@ from dockyard.storage import (
     JobQuery,
     QueueInfo,
     Storage,
+    StoredEvent,
     WorkerInfo,
     open_storage,
     store_identity,
@@ -111,6 +131,8 @@ class Dockyard:
         self.logs = LocalLogStore(settings.log_dir)
         #: Live tokens by secret hash, each trusted until a monotonic deadline (``authenticate``).
         self._tokens: dict[str, tuple[Token, float]] = {}
+        #: The HTTP client of the rules engines' webhooks, made with the first engine.
+        self._webhooks: HttpExecutor | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None) -> Dockyard:
@@ -120,6 +142,8 @@ class Dockyard:
         return cls(settings=settings, storage=storage, clock=clock)
 
     async def close(self) -> None:
+        if self._webhooks is not None:
+            await self._webhooks.aclose()
         await self.storage.close()
 
     @property
@@ -495,6 +519,108 @@ class Dockyard:
                 + f" in {spec.timezone}",
             )
         return moment
+
+    # -- events and rules -----------------------------------------------------------------------
+
+    def rules_engine(
+        self, config: RulesConfig | None = None, *, rng: random.Random | None = None
+    ) -> RulesEngine:
+        """The leader-elected rules engine (``dockyard up`` and ``dockyard scheduler`` run one)."""
+        if self._webhooks is None:
+            self._webhooks = HttpExecutor(self.settings.http_allowed_hosts)
+        return RulesEngine(
+            storage=self.storage, clock=self.clock, http=self._webhooks, config=config, rng=rng
+        )
+
+    async def put_events(self, entries: object) -> list[Event]:
+        """Put up to ten events on the bus (``PutEvents``): all of them, or none when one is bad."""
+        now = self.clock.now()
+        events = parse_entries(entries, now=now)
+        await self.storage.insert_events(events, now)
+        return events
+
+    async def registry_notification(self, body: bytes, content_type: str | None) -> list[Event]:
+        """A Docker Distribution notification: each tagged manifest push becomes an
+        ``Image Pushed`` event (pulls, deletes and layer pushes are ignored)."""
+        now = self.clock.now()
+        events = [
+            Event.new(
+                DOCKYARD_REGISTRY_SOURCE,
+                IMAGE_PUSHED,
+                push_detail(push),
+                now=now,
+                resources=[f"dockyard:image/{push.image}"],
+            )
+            for push in parse_notifications(body, content_type)
+        ]
+        await self.storage.insert_events(events, now)
+        return events
+
+    async def list_events(self, limit: int = 100, source: str | None = None) -> list[StoredEvent]:
+        return await self.storage.list_events(limit, source)
+
+    @staticmethod
+    def test_event_pattern(
+        pattern: str | Mapping[str, Any], event: str | Mapping[str, Any]
+    ) -> bool:
+        """Whether ``event`` matches ``pattern``, as EventBridge's ``TestEventPattern`` says."""
+        return pattern_matches(pattern, event)
+
+    async def create_rule(self, document: Mapping[str, Any], name: str | None = None) -> Rule:
+        """Create a rule from its document (``name`` wins over the document's)."""
+        if not isinstance(document, Mapping):
+            raise ValidationError("rule", "must be a mapping")
+        name = check_name(name if name is not None else document.get("name"), "name")
+        spec, enabled = parse_rule({k: v for k, v in document.items() if k != "name"})
+        now = self.clock.now()
+        rule = Rule(name=name, spec=spec, enabled=enabled, created_at=now, updated_at=now)
+        if not await self.storage.insert_rule(rule):
+            raise ConflictError(f"rule {name} already exists")
+        return rule
+
+    async def get_rule(self, name: str) -> Rule:
+        rule = await self.storage.get_rule(name)
+        if rule is None:
+            raise NotFoundError("rule", name)
+        return rule
+
+    async def list_rules(self) -> list[Rule]:
+        return await self.storage.list_rules()
+
+    async def update_rule(self, name: str, changes: Mapping[str, Any]) -> Rule:
+        """Change some fields; the others keep their values (``targets`` is replaced whole)."""
+        if not isinstance(changes, Mapping):
+            raise ValidationError("rule", "must be a mapping")
+        if "name" in changes and changes["name"] != name:
+            raise ValidationError("name", "cannot be changed (create a new rule)")
+        current = await self.get_rule(name)
+        document = {**rule_spec_document(current.spec, current.enabled), **changes}
+        spec, enabled = parse_rule({k: v for k, v in document.items() if k != "name"})
+        rule = replace(current, spec=spec, enabled=enabled, updated_at=self.clock.now())
+        if not await self.storage.replace_rule(rule):
+            raise NotFoundError("rule", name)
+        return rule
+
+    async def set_rule_enabled(self, name: str, enabled: bool) -> Rule:
+        return await self.update_rule(name, {"state": "ENABLED" if enabled else "DISABLED"})
+
+    async def delete_rule(self, name: str) -> Rule:
+        rule = await self.get_rule(name)
+        if not await self.storage.delete_rule(name):
+            raise NotFoundError("rule", name)
+        return rule
+
+    async def rule_history(
+        self, name: str, state: InvocationState | None = None, limit: int = 100
+    ) -> list[Invocation]:
+        """The rule's invocations, newest first (``state=DEAD``: its dead list)."""
+        await self.get_rule(name)
+        return await self.storage.list_invocations(name, state, limit)
+
+    async def retry_invocations(self, name: str, ids: Sequence[str] | None = None) -> int:
+        """Put dead invocations (these, or all of the rule's) back to be delivered again."""
+        await self.get_rule(name)
+        return await self.storage.retry_invocations(name, ids, self.clock.now())
 
     # -- queues ---------------------------------------------------------------------------------
 

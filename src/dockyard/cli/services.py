@@ -136,11 +136,12 @@ async def _serve(
             if banner:
                 click.echo(f"  a worker runs {config.concurrency} jobs at once")
         if schedules:
-            scheduler = app.scheduler()
-            services.append(scheduler.run())
-            stops.append(scheduler.stop)
+            scheduler, rules = app.scheduler(), app.rules_engine()
+            services += [scheduler.run(), rules.run()]
+            stops += [scheduler.stop, rules.stop]
             if banner:
                 click.echo("  the scheduler fires schedules (one leader among all processes)")
+                click.echo("  the rules engine routes events to their rules' targets (one leader)")
         if banner:
             click.echo(
                 "Submit from another shell: dockyard submit NAME --follow. Stop with Ctrl-C."
@@ -219,7 +220,8 @@ def up(
 @click.command()
 @pass_cli
 def scheduler(cli: CliContext) -> None:
-    """Fire schedules. Run it on several hosts: one leads, another takes over if it dies."""
+    """Fire schedules and route events to rules. Run it on several hosts: one leads each,
+    another takes over if it dies."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(_serve(cli.settings, None, None, False, schedules=True))
 

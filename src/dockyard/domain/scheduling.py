@@ -55,7 +55,9 @@ __all__ = [
     "fire_request",
     "first_fire",
     "idempotency_key",
+    "job_target_document",
     "merge_schedule_document",
+    "parse_job_target",
     "parse_schedule",
     "parse_schedule_record",
     "plan_fires",
@@ -236,39 +238,62 @@ def parse_schedule(doc: Mapping[str, Any]) -> tuple[ScheduleSpec, bool]:
 def _parse_target(value: object) -> ScheduleTarget:
     if value is None:
         raise ValidationError("target", "is required: at least {definition: NAME}")
+    return parse_job_target(value, "target")
+
+
+def parse_job_target(
+    value: object, where: str, also: frozenset[str] = frozenset()
+) -> ScheduleTarget:
+    """The job a schedule's fire or a rule's target submits (``also``: the caller's own keys)."""
     if not isinstance(value, Mapping):
-        raise ValidationError("target", "must be a mapping")
+        raise ValidationError(where, "must be a mapping")
     for key in value:
-        if key not in _TARGET_KEYS:
-            raise ValidationError(f"target.{key}", "is not a field of a schedule target")
+        if key not in _TARGET_KEYS and key not in also:
+            raise ValidationError(f"{where}.{key}", "is not a field of a job target")
     definition = value.get("definition")
     if not isinstance(definition, str) or not definition:
-        raise ValidationError("target.definition", "is required: a definition NAME or NAME:REV")
+        raise ValidationError(f"{where}.definition", "is required: a definition NAME or NAME:REV")
     priority = value.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
-        raise ValidationError("target.priority", "must be an integer from -1000 to 1000")
+        raise ValidationError(f"{where}.priority", "must be an integer from -1000 to 1000")
     command = value.get("command")
     timeout = value.get("timeout")
     attempts = value.get("attempts")
     name, queue, group = (value.get(key) for key in ("name", "queue", "group"))
     return ScheduleTarget(
         definition=definition,
-        name=None if name is None else check_name(name, "target.name"),
-        queue=None if queue is None else check_queue(queue, "target.queue"),
-        group=None if group is None else _optional_string(group, "target.group"),
+        name=None if name is None else check_name(name, f"{where}.name"),
+        queue=None if queue is None else check_queue(queue, f"{where}.queue"),
+        group=None if group is None else _optional_string(group, f"{where}.group"),
         priority=priority,
         payload=value.get("payload"),
-        command=None if command is None else parse_command(command, "target.command"),
-        environment=parse_environment(value.get("environment") or {}, "target.environment"),
-        timeout_seconds=None if timeout is None else check_timeout(timeout, "target.timeout"),
-        attempts=None if attempts is None else check_attempts(attempts, "target.attempts"),
-        parameters=string_map(value.get("parameters") or {}, "target.parameters"),
+        command=None if command is None else parse_command(command, f"{where}.command"),
+        environment=parse_environment(value.get("environment") or {}, f"{where}.environment"),
+        timeout_seconds=None if timeout is None else check_timeout(timeout, f"{where}.timeout"),
+        attempts=None if attempts is None else check_attempts(attempts, f"{where}.attempts"),
+        parameters=string_map(value.get("parameters") or {}, f"{where}.parameters"),
     )
+
+
+def job_target_document(target: ScheduleTarget) -> dict[str, Any]:
+    """The target as a document :func:`parse_job_target` reads back to an equal target."""
+    return {
+        "definition": target.definition,
+        "name": target.name,
+        "queue": target.queue,
+        "group": target.group,
+        "priority": target.priority,
+        "payload": target.payload,
+        "command": None if target.command is None else list(target.command),
+        "environment": dict(target.environment),
+        "timeout": target.timeout_seconds,
+        "attempts": target.attempts,
+        "parameters": dict(target.parameters),
+    }
 
 
 def spec_document(spec: ScheduleSpec, enabled: bool = True) -> dict[str, Any]:
     """The spec as a document :func:`parse_schedule` reads back to an equal spec."""
-    target = spec.target
     return {
         "expression": spec.expression,
         "timezone": spec.timezone,
@@ -281,19 +306,7 @@ def spec_document(spec: ScheduleSpec, enabled: bool = True) -> dict[str, Any]:
         "delete_after_completion": spec.delete_after_completion,
         "description": spec.description,
         "state": "ENABLED" if enabled else "DISABLED",
-        "target": {
-            "definition": target.definition,
-            "name": target.name,
-            "queue": target.queue,
-            "group": target.group,
-            "priority": target.priority,
-            "payload": target.payload,
-            "command": None if target.command is None else list(target.command),
-            "environment": dict(target.environment),
-            "timeout": target.timeout_seconds,
-            "attempts": target.attempts,
-            "parameters": dict(target.parameters),
-        },
+        "target": job_target_document(spec.target),
     }
 
 

@@ -36,7 +36,14 @@ from dockyard.domain.records import HmacSigning, HttpSpec, LambdaSpec, Signing
 from dockyard.executors.port import ExecutionContext
 from dockyard.executors.sigv4 import Credentials, sign_v4
 
-__all__ = ["REPLAY_WINDOW_SECONDS", "HttpExecutor", "LambdaExecutor", "sign", "verify_signature"]
+__all__ = [
+    "REPLAY_WINDOW_SECONDS",
+    "HttpExecutor",
+    "LambdaExecutor",
+    "WebhookError",
+    "sign",
+    "verify_signature",
+]
 
 SIGNATURE_HEADER = "X-Dockyard-Signature"
 TIMESTAMP_HEADER = "X-Dockyard-Timestamp"
@@ -69,6 +76,14 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, sent, body), signature)
 
 
+class WebhookError(Exception):
+    """A webhook delivery that failed; ``retryable`` when trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class HttpExecutor:
     def __init__(self, allowed_hosts: Sequence[str] | None = None) -> None:
         #: Host patterns (``api.example.com``, ``*.example.com``, ``127.0.0.1:8080``); None: any.
@@ -85,6 +100,41 @@ class HttpExecutor:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    async def post_event(
+        self,
+        url: str,
+        body: bytes,
+        *,
+        secret_env: str | None,
+        headers: Mapping[str, str],
+        timeout: float,
+    ) -> str:
+        """POST an event (a rule's webhook target), HMAC-signed as this executor signs.
+
+        Return the response's status line; raise :class:`WebhookError` (saying whether a retry
+        may help) for a refused host, a missing secret, a connection error or a non-2xx status.
+        """
+        refusal = self._refusal(url)
+        if refusal is not None:
+            raise WebhookError(refusal, retryable=False)
+        sent = {"Content-Type": "application/json", **headers}
+        if secret_env is not None:
+            secret = os.environ.get(secret_env)
+            if secret is None:
+                raise WebhookError(f"the environment has no {secret_env}", retryable=False)
+            timestamp = int(time.time())
+            sent[TIMESTAMP_HEADER] = str(timestamp)
+            sent[SIGNATURE_HEADER] = sign(secret.encode(), timestamp, body)
+        try:
+            response = await self._http().post(url, content=body, headers=sent, timeout=timeout)
+        except httpx.HTTPError as error:
+            raise WebhookError(f"{type(error).__name__}: {error}", retryable=True) from None
+        status = f"HTTP {response.status_code}"
+        if not response.is_success:
+            retryable = response.status_code >= 500 or response.status_code in (408, 429)
+            raise WebhookError(status, retryable=retryable)
+        return status
 
     async def run(self, context: ExecutionContext) -> Outcome:
         spec = context.spec.executor

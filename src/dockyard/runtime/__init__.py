@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dockyard.runtime.maintenance import Maintenance, MaintenanceConfig, MaintenanceReport
+from dockyard.runtime.rules import RulesConfig, RulesEngine, RulesReport
 from dockyard.runtime.scheduler import Scheduler, SchedulerConfig, SchedulerReport
 from dockyard.runtime.worker import Worker, WorkerConfig
 
@@ -10,6 +11,9 @@ __all__ = [
     "Maintenance",
     "MaintenanceConfig",
     "MaintenanceReport",
+    "RulesConfig",
+    "RulesEngine",
+    "RulesReport",
     "Scheduler",
     "SchedulerConfig",
     "SchedulerReport",

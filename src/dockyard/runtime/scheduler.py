@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from dockyard.domain.clock import Clock
 from dockyard.domain.definitions import parse_definition_ref
+from dockyard.domain.events import Event, iso_time
 from dockyard.domain.jobs import new_job
 from dockyard.domain.records import Definition, NewJob
 from dockyard.domain.scheduling import Overlap, Schedule, fire_request, plan_fires
@@ -179,11 +180,27 @@ class Scheduler:
                 ]
             except DockyardError as failure:
                 error = str(failure)
+        events = [
+            Event.new(
+                "dockyard.schedule",
+                "Schedule Fired",
+                {
+                    "schedule": schedule.name,
+                    "scheduledTime": iso_time(moment),
+                    "jobId": job.id,
+                    "jobDefinition": f"{job.definition_name}:{job.definition_revision}",
+                },
+                now=now,
+                resources=[f"dockyard:schedule/{schedule.name}"],
+            )
+            for moment, job in zip(times, jobs, strict=False)
+        ]
         fire = Fire(
             schedule=schedule.name,
             expected_next=schedule.next_fire_at,
             next_fire_at=plan.next_fire_at,
             jobs=jobs,
+            events=events,
             fired_at=times[-1] if jobs else None,
             error=error,
             delete=plan.next_fire_at is None and schedule.spec.delete_after_completion,

@@ -10,6 +10,7 @@ from dockyard.storage.port import (
     JobQuery,
     QueueInfo,
     Storage,
+    StoredEvent,
     WorkerInfo,
 )
 from dockyard.storage.urls import open_storage, store_identity
@@ -22,6 +23,7 @@ __all__ = [
     "JobQuery",
     "QueueInfo",
     "Storage",
+    "StoredEvent",
     "WorkerInfo",
     "open_storage",
     "store_identity",

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from dockyard.domain.events import Event
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.rules import Invocation, InvocationState, Rule
 from dockyard.domain.scheduling import Schedule
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.domain.tokens import Token
@@ -24,9 +26,12 @@ __all__ = [
     "FireResult",
     "Heartbeat",
     "InsertedJob",
+    "InvocationUpdate",
     "JobQuery",
+    "NewInvocation",
     "QueueInfo",
     "Storage",
+    "StoredEvent",
     "WorkerInfo",
 ]
 
@@ -119,6 +124,8 @@ class Fire:
     error: str | None = None
     #: Delete the schedule (nothing left to fire and ``delete_after_completion``).
     delete: bool = False
+    #: ``Schedule Fired`` events, put on the bus with the jobs (when a rule is enabled).
+    events: Sequence[Event] = ()
     now: datetime
 
 
@@ -126,6 +133,38 @@ class Fire:
 class FireResult:
     applied: bool
     jobs: tuple[InsertedJob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEvent:
+    """An event on the bus: its envelope and its place in arrival order."""
+
+    seq: int
+    envelope: Mapping[str, Any]
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewInvocation:
+    """A target to invoke for an event a rule matched."""
+
+    id: str
+    rule: str
+    target: str
+    event: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InvocationUpdate:
+    """How one try of a PENDING invocation ended."""
+
+    id: str
+    state: InvocationState
+    attempts: int
+    next_attempt_at: datetime | None
+    result: str | None = None
+    error: str | None = None
+    now: datetime
 
 
 class Storage(Protocol):
@@ -237,6 +276,72 @@ class Storage(Protocol):
     async def record_fires(self, fires: Sequence[Fire]) -> list[FireResult]:
         """Apply every fire in one transaction: each schedule moved on (if still as expected)
         and its jobs inserted, idempotency keys deduplicating."""
+        ...
+
+    # -- events and rules
+
+    async def insert_events(self, events: Sequence[Event], now: datetime) -> int:
+        """Put events on the bus, in one transaction; return how many were kept.
+
+        The bus keeps events only while some rule is enabled (with none, nothing reads them):
+        Dockyard's own events, written by the database with the change they announce, follow the
+        same rule.
+        """
+        ...
+
+    async def list_events(self, limit: int, source: str | None = None) -> list[StoredEvent]:
+        """The newest events first."""
+        ...
+
+    async def unrouted_events(self, limit: int) -> list[StoredEvent]:
+        """Events no rules leader has matched yet, oldest first."""
+        ...
+
+    async def route_events(
+        self, seqs: Sequence[int], invocations: Sequence[NewInvocation], now: datetime
+    ) -> int:
+        """In one transaction: record the invocations (one per rule, target and event: a
+        repeat is dropped) and mark the events routed; return the invocations recorded."""
+        ...
+
+    async def prune_events(self, before: datetime, limit: int) -> int:
+        """Delete routed events received before ``before`` (invocations keep their copy)."""
+        ...
+
+    async def insert_rule(self, rule: Rule) -> bool:
+        """False when a rule of that name exists."""
+        ...
+
+    async def get_rule(self, name: str) -> Rule | None: ...
+
+    async def list_rules(self, enabled_only: bool = False) -> list[Rule]: ...
+
+    async def replace_rule(self, rule: Rule) -> bool:
+        """Replace the spec and state of an existing rule; False when there is none."""
+        ...
+
+    async def delete_rule(self, name: str) -> bool:
+        """Delete the rule and its invocations; False when there was none."""
+        ...
+
+    async def due_invocations(self, now: datetime, limit: int) -> list[Invocation]:
+        """PENDING invocations whose next try has come, earliest first."""
+        ...
+
+    async def next_invocation_at(self) -> datetime | None: ...
+
+    async def update_invocations(self, updates: Sequence[InvocationUpdate]) -> None:
+        """Record how tries ended (only invocations still PENDING change)."""
+        ...
+
+    async def list_invocations(
+        self, rule: str, state: InvocationState | None, limit: int
+    ) -> list[Invocation]:
+        """A rule's invocations, newest first."""
+        ...
+
+    async def retry_invocations(self, rule: str, ids: Sequence[str] | None, now: datetime) -> int:
+        """Put DEAD invocations of ``rule`` (those of ``ids``, or all) back to PENDING."""
         ...
 
     async def try_lead(self, role: str) -> bool:

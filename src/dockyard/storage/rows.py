@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from dockyard.domain.definitions import parse_definition
 from dockyard.domain.documents import overrides_document, parse_overrides
 from dockyard.domain.records import Attempt, Definition, Job, JobId, NewJob, Overrides
+from dockyard.domain.rules import Invocation, InvocationState, Rule, RuleSpec, parse_rule
 from dockyard.domain.scheduling import Schedule, ScheduleSpec, parse_schedule
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.domain.tokens import Role, Token
@@ -106,6 +107,32 @@ class RowReader:
             last_error=row["last_error"],
         )
 
+    def rule(self, row: Row) -> Rule:
+        raw = row["spec"]
+        spec = _rule_from_text(raw) if isinstance(raw, str) else parse_rule(raw)[0]
+        return Rule(
+            name=row["name"],
+            spec=spec,
+            enabled=bool(row["enabled"]),
+            created_at=self.time(row["created_at"]),
+            updated_at=self.time(row["updated_at"]),
+        )
+
+    def invocation(self, row: Row) -> Invocation:
+        return Invocation(
+            id=row["id"],
+            rule=row["rule"],
+            target=row["target"],
+            event=self.json(row["event"]),
+            state=InvocationState(row["state"]),
+            attempts=row["attempts"],
+            next_attempt_at=self.maybe_time(row["next_attempt_at"]),
+            result=row["result"],
+            error=row["error"],
+            created_at=self.time(row["created_at"]),
+            updated_at=self.time(row["updated_at"]),
+        )
+
     def token(self, row: Row) -> Token:
         return Token(
             id=row["id"],
@@ -142,6 +169,12 @@ def new_job_record(job: NewJob, *, payload: Any, created_at: datetime, not_befor
 
 
 @functools.lru_cache(maxsize=16384)
+@functools.lru_cache(maxsize=1024)
+def _rule_from_text(text: str) -> RuleSpec:
+    """A stored rule, parsed once while it is unchanged (RuleSpec is immutable)."""
+    return parse_rule(json.loads(text))[0]
+
+
 def _spec_from_text(text: str) -> ScheduleSpec:
     """A stored spec, parsed once: the scheduler reads thousands of schedules a minute, most
     of them unchanged since the last time (ScheduleSpec is immutable, so sharing it is safe)."""

@@ -33,6 +33,37 @@ CREATE TABLE dockyard_migrations (
     CONSTRAINT dockyard_migrations_pkey PRIMARY KEY (version)
 );
 
+CREATE TABLE events (
+    seq bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    id text NOT NULL,
+    source text NOT NULL,
+    detail_type text NOT NULL,
+    body jsonb NOT NULL,
+    received_at timestamp with time zone NOT NULL,
+    routed boolean NOT NULL DEFAULT false,
+    CONSTRAINT events_pkey PRIMARY KEY (seq),
+    CONSTRAINT events_id_key UNIQUE (id)
+);
+
+CREATE TABLE invocations (
+    id text NOT NULL,
+    rule text NOT NULL,
+    target text NOT NULL,
+    event_id text NOT NULL,
+    event jsonb NOT NULL,
+    state text NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamp with time zone,
+    result text,
+    error text,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT invocations_state_check CHECK ((state = ANY (ARRAY['PENDING'::text, 'DELIVERED'::text, 'DEAD'::text]))),
+    CONSTRAINT invocations_rule_fkey FOREIGN KEY (rule) REFERENCES rules(name) ON DELETE CASCADE,
+    CONSTRAINT invocations_pkey PRIMARY KEY (id),
+    CONSTRAINT invocations_rule_target_event_id_key UNIQUE (rule, target, event_id)
+);
+
 CREATE TABLE jobs (
     seq bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
     id text NOT NULL,
@@ -68,6 +99,15 @@ CREATE TABLE queues (
     paused boolean NOT NULL DEFAULT false,
     updated_at timestamp with time zone NOT NULL,
     CONSTRAINT queues_pkey PRIMARY KEY (name)
+);
+
+CREATE TABLE rules (
+    name text NOT NULL,
+    spec jsonb NOT NULL,
+    enabled boolean NOT NULL,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT rules_pkey PRIMARY KEY (name)
 );
 
 CREATE TABLE schedules (
@@ -107,6 +147,14 @@ CREATE TABLE workers (
     stopped_at timestamp with time zone,
     CONSTRAINT workers_pkey PRIMARY KEY (id)
 );
+
+CREATE INDEX events_received ON events USING btree (received_at);
+
+CREATE INDEX events_unrouted ON events USING btree (seq) WHERE (NOT routed);
+
+CREATE INDEX invocations_due ON invocations USING btree (next_attempt_at) WHERE (state = 'PENDING'::text);
+
+CREATE INDEX invocations_history ON invocations USING btree (rule, created_at);
 
 CREATE INDEX jobs_claim_order ON jobs USING btree (priority DESC, seq) WHERE (state = 'RUNNABLE'::text);
 

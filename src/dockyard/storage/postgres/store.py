@@ -39,7 +39,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from dockyard.domain.definitions import definition_document
+from dockyard.domain.events import Event
 from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.rules import Invocation, InvocationState, Rule
+from dockyard.domain.rules import spec_document as rule_spec_document
 from dockyard.domain.scheduling import Schedule, spec_document
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus
 from dockyard.domain.tokens import Token
@@ -52,8 +55,11 @@ from dockyard.storage.port import (
     FireResult,
     Heartbeat,
     InsertedJob,
+    InvocationUpdate,
     JobQuery,
+    NewInvocation,
     QueueInfo,
+    StoredEvent,
     WorkerInfo,
 )
 from dockyard.storage.postgres.migrator import apply_migrations
@@ -628,12 +634,185 @@ class PostgresStorage:
                     " FROM unnest(%s::text[], %s::text[]) AS v(name, job_id) WHERE s.name = v.name",
                     (list(others), list(others.values())),
                 )
+            await _insert_events(conn, [e for fire in applied for e in fire.events], fires[0].now)
             deleted = [fire.schedule for fire in applied if fire.delete]
             if deleted:
                 await conn.execute("DELETE FROM schedules WHERE name = ANY(%s)", (deleted,))
             return [results.get(fire.schedule, FireResult(applied=False)) for fire in fires]
 
         return await self._run(record)
+
+    # -- events and rules -----------------------------------------------------------------------
+
+    async def insert_events(self, events: Sequence[Event], now: datetime) -> int:
+        async def insert(conn: Conn) -> int:
+            kept = await _insert_events(conn, events, now)
+            if kept:
+                await self._notify(conn)
+            return kept
+
+        return await self._run(insert)
+
+    async def list_events(self, limit: int, source: str | None = None) -> list[StoredEvent]:
+        where = "" if source is None else " WHERE source = %s"
+        args: tuple[Any, ...] = () if source is None else (source,)
+        rows = await self._fetchall(
+            f"SELECT seq, body, received_at FROM events{where} ORDER BY seq DESC LIMIT %s",
+            (*args, limit),
+        )
+        return [_stored_event(row) for row in rows]
+
+    async def unrouted_events(self, limit: int) -> list[StoredEvent]:
+        rows = await self._fetchall(
+            "SELECT seq, body, received_at FROM events WHERE NOT routed ORDER BY seq LIMIT %s",
+            (limit,),
+        )
+        return [_stored_event(row) for row in rows]
+
+    async def route_events(
+        self, seqs: Sequence[int], invocations: Sequence[NewInvocation], now: datetime
+    ) -> int:
+        async def route(conn: Conn) -> int:
+            recorded = 0
+            if invocations:
+                cursor = await conn.execute(
+                    "INSERT INTO invocations (id, rule, target, event_id, event, state,"
+                    " next_attempt_at, created_at, updated_at)"
+                    " SELECT v.id, v.rule, v.target, v.event ->> 'id', v.event, 'PENDING',"
+                    " %s, %s, %s FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[])"
+                    " AS v(id, rule, target, event) JOIN rules r ON r.name = v.rule"
+                    " ON CONFLICT (rule, target, event_id) DO NOTHING",
+                    (
+                        now,
+                        now,
+                        now,
+                        [item.id for item in invocations],
+                        [item.rule for item in invocations],
+                        [item.target for item in invocations],
+                        [Jsonb(item.event) for item in invocations],
+                    ),
+                )
+                recorded = cursor.rowcount
+            await conn.execute("UPDATE events SET routed = true WHERE seq = ANY(%s)", (list(seqs),))
+            return recorded
+
+        return await self._run(route)
+
+    async def prune_events(self, before: datetime, limit: int) -> int:
+        async def prune(conn: Conn) -> int:
+            cursor = await conn.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                " WHERE routed AND received_at < %s ORDER BY received_at LIMIT %s)",
+                (before, limit),
+            )
+            return cursor.rowcount
+
+        return await self._run(prune)
+
+    async def insert_rule(self, rule: Rule) -> bool:
+        async def insert(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                "INSERT INTO rules (name, spec, enabled, created_at, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                _rule_args(rule),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(insert)
+
+    async def get_rule(self, name: str) -> Rule | None:
+        row = await self._fetchone(f"SELECT {_RULE_COLUMNS} FROM rules WHERE name = %s", (name,))
+        return None if row is None else _rows.rule(row)
+
+    async def list_rules(self, enabled_only: bool = False) -> list[Rule]:
+        where = " WHERE enabled" if enabled_only else ""
+        rows = await self._fetchall(f"SELECT {_RULE_COLUMNS} FROM rules{where} ORDER BY name", ())
+        return [_rows.rule(row) for row in rows]
+
+    async def replace_rule(self, rule: Rule) -> bool:
+        name, spec, enabled, _, updated_at = _rule_args(rule)
+
+        async def replace(conn: Conn) -> bool:
+            cursor = await conn.execute(
+                "UPDATE rules SET spec = %s, enabled = %s, updated_at = %s WHERE name = %s",
+                (spec, enabled, updated_at, name),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(replace)
+
+    async def delete_rule(self, name: str) -> bool:
+        async def delete(conn: Conn) -> bool:
+            cursor = await conn.execute("DELETE FROM rules WHERE name = %s", (name,))
+            return cursor.rowcount == 1
+
+        return await self._run(delete)
+
+    async def due_invocations(self, now: datetime, limit: int) -> list[Invocation]:
+        rows = await self._fetchall(
+            "SELECT * FROM invocations WHERE state = 'PENDING' AND next_attempt_at <= %s"
+            " ORDER BY next_attempt_at LIMIT %s",
+            (now, limit),
+        )
+        return [_rows.invocation(row) for row in rows]
+
+    async def next_invocation_at(self) -> datetime | None:
+        row = await self._fetchone(
+            "SELECT min(next_attempt_at) AS at FROM invocations WHERE state = 'PENDING'", ()
+        )
+        return None if row is None else row["at"]
+
+    async def update_invocations(self, updates: Sequence[InvocationUpdate]) -> None:
+        async def update(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE invocations i SET state = v.state, attempts = v.attempts,"
+                " next_attempt_at = v.next_attempt_at, result = v.result, error = v.error,"
+                " updated_at = v.now FROM unnest(%s::text[], %s::text[], %s::int[],"
+                " %s::timestamptz[], %s::text[], %s::text[], %s::timestamptz[])"
+                " AS v(id, state, attempts, next_attempt_at, result, error, now)"
+                " WHERE i.id = v.id AND i.state = 'PENDING'",
+                (
+                    [u.id for u in updates],
+                    [u.state.value for u in updates],
+                    [u.attempts for u in updates],
+                    [u.next_attempt_at for u in updates],
+                    [u.result for u in updates],
+                    [u.error for u in updates],
+                    [u.now for u in updates],
+                ),
+            )
+
+        await self._run(update)
+
+    async def list_invocations(
+        self, rule: str, state: InvocationState | None, limit: int
+    ) -> list[Invocation]:
+        where = "" if state is None else " AND state = %s"
+        args: tuple[Any, ...] = (rule,) if state is None else (rule, state.value)
+        rows = await self._fetchall(
+            f"SELECT * FROM invocations WHERE rule = %s{where}"
+            " ORDER BY created_at DESC, id DESC LIMIT %s",
+            (*args, limit),
+        )
+        return [_rows.invocation(row) for row in rows]
+
+    async def retry_invocations(self, rule: str, ids: Sequence[str] | None, now: datetime) -> int:
+        async def retry(conn: Conn) -> int:
+            cursor = await conn.execute(
+                "UPDATE invocations SET state = 'PENDING', attempts = 0, next_attempt_at = %s,"
+                " error = NULL, updated_at = %s WHERE rule = %s AND state = 'DEAD'"
+                " AND (%s::text[] IS NULL OR id = ANY(%s::text[]))",
+                (
+                    now,
+                    now,
+                    rule,
+                    None if ids is None else list(ids),
+                    None if ids is None else list(ids),
+                ),
+            )
+            return cursor.rowcount
+
+        return await self._run(retry)
 
     async def refresh_statistics(self) -> bool:
         # Autovacuum's own rule (50 rows + 10 % of the table), at most once a minute, but at
@@ -969,6 +1148,44 @@ def _job_update(transition: Transition) -> tuple[str, list[Any]]:
         where += " AND lease_expires_at < %s"
         args.append(transition.lease_expired_before)
     return f"UPDATE jobs SET {', '.join(sets)} WHERE {where} RETURNING 1", args
+
+
+async def _insert_events(conn: Conn, events: Sequence[Event], now: datetime) -> int:
+    """Insert ``events`` if some rule is enabled (else nothing would read them)."""
+    if not events:
+        return 0
+    cursor = await conn.execute(
+        "INSERT INTO events (id, source, detail_type, body, received_at)"
+        " SELECT v.id, v.source, v.detail_type, v.body, %s"
+        " FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[])"
+        " AS v(id, source, detail_type, body) WHERE EXISTS (SELECT 1 FROM rules WHERE enabled)",
+        (
+            now,
+            [e.id for e in events],
+            [e.source for e in events],
+            [e.detail_type for e in events],
+            [Jsonb(e.envelope()) for e in events],
+        ),
+    )
+    return cursor.rowcount
+
+
+def _stored_event(row: DictRow) -> StoredEvent:
+    return StoredEvent(seq=row["seq"], envelope=row["body"], received_at=row["received_at"])
+
+
+def _rule_args(rule: Rule) -> tuple[Any, ...]:
+    return (
+        rule.name,
+        Jsonb(rule_spec_document(rule.spec)),
+        rule.enabled,
+        rule.created_at,
+        rule.updated_at,
+    )
+
+
+#: Rules as RowReader.rule reads them: the spec as JSON text, parsed once while unchanged.
+_RULE_COLUMNS = "name, spec::text AS spec, enabled, created_at, updated_at"
 
 
 def _schedule_args(schedule: Schedule) -> tuple[Any, ...]:

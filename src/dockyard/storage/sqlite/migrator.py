@@ -48,9 +48,22 @@ def apply_migrations(db: sqlite3.Connection) -> list[str]:
 
 
 def _statements(sql: str) -> list[str]:
-    """Split a migration file on ``;`` at line ends (migrations hold no triggers or literals with ``;``)."""
-    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
-    return [part.strip() for part in "\n".join(lines).split(";\n") if part.strip().rstrip(";")]
+    """Split a migration file into statements, a trigger's body kept whole.
+
+    Lines are gathered until SQLite says they make a complete statement
+    (:func:`sqlite3.complete_statement`, which knows ``BEGIN … END`` and string literals).
+    """
+    statements, pending = [], ""
+    for line in sql.splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        pending += line + "\n"
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements
 
 
 def schema_sql(db: sqlite3.Connection) -> str:

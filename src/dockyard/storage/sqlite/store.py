@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dockyard.domain.definitions import definition_document
+from dockyard.domain.events import Event
 from dockyard.domain.records import Attempt, Definition, DefinitionSpec, Job, JobId, NewJob
+from dockyard.domain.rules import Invocation, InvocationState, Rule
+from dockyard.domain.rules import spec_document as rule_spec_document
 from dockyard.domain.scheduling import Schedule, spec_document
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, DefinitionStatus, JobState
 from dockyard.domain.tokens import Token
@@ -37,8 +40,11 @@ from dockyard.storage.port import (
     FireResult,
     Heartbeat,
     InsertedJob,
+    InvocationUpdate,
     JobQuery,
+    NewInvocation,
     QueueInfo,
+    StoredEvent,
     WorkerInfo,
 )
 from dockyard.storage.rows import RowReader, new_job_columns, new_job_record
@@ -433,12 +439,203 @@ class SQLiteStorage:
                             "UPDATE schedules SET last_job_id = ? WHERE name = ?",
                             (inserted[-1].job.id, fire.schedule),
                         )
+                    _insert_events(db, fire.events, fire.now)
                     if fire.delete:
                         db.execute("DELETE FROM schedules WHERE name = ?", (fire.schedule,))
                     results.append(FireResult(applied=True, jobs=tuple(inserted)))
             return results
 
         return await self._run(record)
+
+    # -- events and rules -----------------------------------------------------------------------
+
+    async def insert_events(self, events: Sequence[Event], now: datetime) -> int:
+        def insert(db: sqlite3.Connection) -> int:
+            with self._write(db):
+                return _insert_events(db, events, now)
+
+        return await self._run(insert)
+
+    async def list_events(self, limit: int, source: str | None = None) -> list[StoredEvent]:
+        sql = "SELECT seq, body, received_at FROM events"
+        args: tuple[Any, ...] = ()
+        if source is not None:
+            sql, args = sql + " WHERE source = ?", (source,)
+        rows = await self._run(
+            lambda db: db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
+        )
+        return [_stored_event(row) for row in rows]
+
+    async def unrouted_events(self, limit: int) -> list[StoredEvent]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT seq, body, received_at FROM events INDEXED BY events_unrouted"
+                " WHERE NOT routed ORDER BY seq LIMIT ?",
+                (limit,),
+            ).fetchall()
+        )
+        return [_stored_event(row) for row in rows]
+
+    async def route_events(
+        self, seqs: Sequence[int], invocations: Sequence[NewInvocation], now: datetime
+    ) -> int:
+        def route(db: sqlite3.Connection) -> int:
+            with self._write(db):
+                recorded = 0
+                for item in invocations:
+                    recorded += db.execute(
+                        "INSERT INTO invocations (id, rule, target, event_id, event, state,"
+                        " next_attempt_at, created_at, updated_at)"
+                        " SELECT ?, ?, ?, ?, ?, 'PENDING', ?, ?, ? WHERE EXISTS"
+                        " (SELECT 1 FROM rules WHERE name = ?)"
+                        " ON CONFLICT (rule, target, event_id) DO NOTHING",
+                        (
+                            item.id,
+                            item.rule,
+                            item.target,
+                            item.event["id"],
+                            json.dumps(item.event),
+                            now.timestamp(),
+                            now.timestamp(),
+                            now.timestamp(),
+                            item.rule,
+                        ),
+                    ).rowcount
+                db.executemany("UPDATE events SET routed = 1 WHERE seq = ?", [(s,) for s in seqs])
+                return recorded
+
+        return await self._run(route)
+
+    async def prune_events(self, before: datetime, limit: int) -> int:
+        def prune(db: sqlite3.Connection) -> int:
+            with self._write(db):
+                return db.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                    " WHERE routed AND received_at < ? ORDER BY received_at LIMIT ?)",
+                    (before.timestamp(), limit),
+                ).rowcount
+
+        return await self._run(prune)
+
+    async def insert_rule(self, rule: Rule) -> bool:
+        def insert(db: sqlite3.Connection) -> bool:
+            with self._write(db):
+                return (
+                    db.execute(
+                        "INSERT INTO rules (name, spec, enabled, created_at, updated_at)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                        _rule_row(rule),
+                    ).rowcount
+                    == 1
+                )
+
+        return await self._run(insert)
+
+    async def get_rule(self, name: str) -> Rule | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT * FROM rules WHERE name = ?", (name,)).fetchone()
+        )
+        return None if row is None else _rows.rule(row)
+
+    async def list_rules(self, enabled_only: bool = False) -> list[Rule]:
+        where = " WHERE enabled" if enabled_only else ""
+        rows = await self._run(
+            lambda db: db.execute(f"SELECT * FROM rules{where} ORDER BY name").fetchall()
+        )
+        return [_rows.rule(row) for row in rows]
+
+    async def replace_rule(self, rule: Rule) -> bool:
+        name, spec, enabled, _, updated_at = _rule_row(rule)
+
+        def replace(db: sqlite3.Connection) -> bool:
+            with self._write(db):
+                return (
+                    db.execute(
+                        "UPDATE rules SET spec = ?, enabled = ?, updated_at = ? WHERE name = ?",
+                        (spec, enabled, updated_at, name),
+                    ).rowcount
+                    == 1
+                )
+
+        return await self._run(replace)
+
+    async def delete_rule(self, name: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            with self._write(db):
+                db.execute("DELETE FROM invocations WHERE rule = ?", (name,))
+                return db.execute("DELETE FROM rules WHERE name = ?", (name,)).rowcount == 1
+
+        return await self._run(delete)
+
+    async def due_invocations(self, now: datetime, limit: int) -> list[Invocation]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT * FROM invocations INDEXED BY invocations_due WHERE state = 'PENDING'"
+                " AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+                (now.timestamp(), limit),
+            ).fetchall()
+        )
+        return [_rows.invocation(row) for row in rows]
+
+    async def next_invocation_at(self) -> datetime | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT min(next_attempt_at) FROM invocations WHERE state = 'PENDING'"
+            ).fetchone()
+        )
+        return None if row is None or row[0] is None else _dt(row[0])
+
+    async def update_invocations(self, updates: Sequence[InvocationUpdate]) -> None:
+        def update(db: sqlite3.Connection) -> None:
+            with self._write(db):
+                db.executemany(
+                    "UPDATE invocations SET state = ?, attempts = ?, next_attempt_at = ?,"
+                    " result = ?, error = ?, updated_at = ? WHERE id = ? AND state = 'PENDING'",
+                    [
+                        (
+                            u.state.value,
+                            u.attempts,
+                            _epoch(u.next_attempt_at),
+                            u.result,
+                            u.error,
+                            u.now.timestamp(),
+                            u.id,
+                        )
+                        for u in updates
+                    ],
+                )
+
+        await self._run(update)
+
+    async def list_invocations(
+        self, rule: str, state: InvocationState | None, limit: int
+    ) -> list[Invocation]:
+        sql = "SELECT * FROM invocations WHERE rule = ?"
+        args: tuple[Any, ...] = (rule,)
+        if state is not None:
+            sql, args = sql + " AND state = ?", (*args, state.value)
+        rows = await self._run(
+            lambda db: db.execute(
+                sql + " ORDER BY created_at DESC, id DESC LIMIT ?", (*args, limit)
+            ).fetchall()
+        )
+        return [_rows.invocation(row) for row in rows]
+
+    async def retry_invocations(self, rule: str, ids: Sequence[str] | None, now: datetime) -> int:
+        sql = (
+            "UPDATE invocations SET state = 'PENDING', attempts = 0, next_attempt_at = ?,"
+            " error = NULL, updated_at = ? WHERE rule = ? AND state = 'DEAD'"
+        )
+        args: tuple[Any, ...] = (now.timestamp(), now.timestamp(), rule)
+        if ids is not None:
+            sql += f" AND id IN ({_placeholders(len(ids))})"
+            args = (*args, *ids)
+
+        def retry(db: sqlite3.Connection) -> int:
+            with self._write(db):
+                return db.execute(sql, args).rowcount
+
+        return await self._run(retry)
 
     async def refresh_statistics(self) -> bool:
         # Claims name their index (INDEXED BY), so they do not depend on statistics.
@@ -806,6 +1003,36 @@ def _schedule_row(schedule: Schedule) -> tuple[Any, ...]:
         _epoch(schedule.next_fire_at),
         schedule.created_at.timestamp(),
         schedule.updated_at.timestamp(),
+    )
+
+
+def _insert_events(db: sqlite3.Connection, events: Sequence[Event], now: datetime) -> int:
+    """Insert ``events`` if some rule is enabled (else nothing would read them)."""
+    if not events:
+        return 0
+    return db.executemany(
+        "INSERT INTO events (id, source, detail_type, body, received_at)"
+        " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM rules WHERE enabled)",
+        [
+            (e.id, e.source, e.detail_type, json.dumps(e.envelope()), now.timestamp())
+            for e in events
+        ],
+    ).rowcount
+
+
+def _stored_event(row: sqlite3.Row) -> StoredEvent:
+    return StoredEvent(
+        seq=row["seq"], envelope=json.loads(row["body"]), received_at=_dt_from(row["received_at"])
+    )
+
+
+def _rule_row(rule: Rule) -> tuple[Any, ...]:
+    return (
+        rule.name,
+        json.dumps(rule_spec_document(rule.spec)),
+        int(rule.enabled),
+        rule.created_at.timestamp(),
+        rule.updated_at.timestamp(),
     )
 
 

@@ -1,0 +1,277 @@
+"""The rules engine: one leader among all processes routes events to targets and delivers them.
+
+Every process that runs it tries to lead (:meth:`Storage.try_lead`, as the scheduler does). The
+leader
+
+- **routes**: reads the events no one has matched yet, oldest first, matches each against every
+  enabled rule's compiled pattern (:mod:`dockyard.domain.patterns`), and in one transaction
+  records an invocation per matching target and marks the events routed. A leader that dies
+  before that commit leaves them unrouted for the next one; one invocation per rule, target and
+  event is all the store keeps, so a repeat changes nothing.
+- **delivers**: tries each due invocation (several at once): ``submit-job`` submits a job keyed by
+  rule, target and event (a delivery made twice makes one job); ``register-revision`` registers
+  the definition's latest revision again with the pushed image (not when the latest already
+  has it); ``webhook`` POSTs the event, signed. A failure is tried again with the target's
+  backoff, then lands on the rule's dead list.
+
+It wakes when the store changes (a job's state, an event put) and otherwise looks every
+``poll_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.domain.clock import Clock
+from dockyard.domain.definitions import (
+    definition_document,
+    parse_definition,
+    parse_definition_ref,
+)
+from dockyard.domain.events import iso_time
+from dockyard.domain.jobs import new_job
+from dockyard.domain.records import Definition
+from dockyard.domain.rules import (
+    Invocation,
+    InvocationState,
+    RegisterRevisionTarget,
+    Rule,
+    SubmitJobTarget,
+    Target,
+    WebhookTarget,
+    job_request,
+    revision_document,
+)
+from dockyard.errors import ConflictError, DockyardError, NotFoundError, ValidationError
+from dockyard.executors.http import HttpExecutor, WebhookError
+from dockyard.storage.port import InvocationUpdate, NewInvocation, Storage
+
+__all__ = ["ROLE", "RulesConfig", "RulesEngine", "RulesReport"]
+
+log = logging.getLogger("dockyard.rules")
+
+ROLE = "rules"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RulesConfig:
+    #: Longest sleep between looks when nothing wakes the engine.
+    poll_seconds: float = 1.0
+    #: Events routed, and invocations delivered, per round.
+    batch_size: int = 500
+    #: Deliveries in flight at once.
+    concurrency: int = 16
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RulesReport:
+    events: int = 0
+    invocations: int = 0
+    delivered: int = 0
+    failed: int = 0
+
+
+class _Failure(Exception):
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class RulesEngine:
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        clock: Clock,
+        http: HttpExecutor,
+        config: RulesConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config or RulesConfig()
+        self._storage = storage
+        self._clock = clock
+        self._http = http
+        self._rng = rng or random.Random()
+        self._stopping = asyncio.Event()
+        self.leading = False
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Until :meth:`stop`: lead when possible; route and deliver what is due."""
+        token = 0
+        while not self._stopping.is_set():
+            delay = self.config.poll_seconds
+            try:
+                leading = await self._storage.try_lead(ROLE)
+                if leading != self.leading:
+                    log.info("%s the rules leadership", "took" if leading else "lost")
+                    self.leading = leading
+                if leading:
+                    while True:
+                        report = await self.run_once()
+                        if max(report.events, report.delivered + report.failed) < (
+                            self.config.batch_size
+                        ):
+                            break
+                    delay = await self._until_next(delay)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("rules engine failed; trying again")
+            if delay > 0:
+                stop = asyncio.create_task(self._stopping.wait())
+                change = asyncio.create_task(self._storage.wait_for_change(token, delay))
+                await asyncio.wait({stop, change}, return_when=asyncio.FIRST_COMPLETED)
+                for task in (stop, change):
+                    task.cancel()
+                token += 1
+
+    async def _until_next(self, longest: float) -> float:
+        upcoming = await self._storage.next_invocation_at()
+        if upcoming is None:
+            return longest
+        return min(longest, max((upcoming - self._clock.now()).total_seconds(), 0.0))
+
+    async def run_once(self) -> RulesReport:
+        """Route the unrouted events and deliver the due invocations (one batch of each)."""
+        events, recorded = await self._route()
+        delivered, failed = await self._deliver()
+        return RulesReport(events=events, invocations=recorded, delivered=delivered, failed=failed)
+
+    # -- routing --------------------------------------------------------------------------------
+
+    async def _route(self) -> tuple[int, int]:
+        events = await self._storage.unrouted_events(self.config.batch_size)
+        if not events:
+            return 0, 0
+        rules = await self._storage.list_rules(enabled_only=True)
+        invocations = [
+            NewInvocation(id=str(uuid.uuid4()), rule=rule.name, target=target.id, event=envelope)
+            for stored in events
+            for envelope in (stored.envelope,)
+            for rule in rules
+            if rule.spec.pattern.matches(envelope)
+            for target in rule.spec.targets
+        ]
+        recorded = await self._storage.route_events(
+            [stored.seq for stored in events], invocations, self._clock.now()
+        )
+        return len(events), recorded
+
+    # -- delivering -----------------------------------------------------------------------------
+
+    async def _deliver(self) -> tuple[int, int]:
+        now = self._clock.now()
+        due = await self._storage.due_invocations(now, self.config.batch_size)
+        if not due:
+            return 0, 0
+        rules = {rule.name: rule for rule in await self._storage.list_rules()}
+        gate = asyncio.Semaphore(self.config.concurrency)
+
+        async def one(invocation: Invocation) -> InvocationUpdate:
+            async with gate:
+                return await self._try(invocation, rules.get(invocation.rule))
+
+        updates = await asyncio.gather(*(one(invocation) for invocation in due))
+        await self._storage.update_invocations(updates)
+        delivered = sum(update.state is InvocationState.DELIVERED for update in updates)
+        return delivered, len(updates) - delivered
+
+    async def _try(self, invocation: Invocation, rule: Rule | None) -> InvocationUpdate:
+        attempts = invocation.attempts + 1
+        target = None if rule is None else rule.spec.target(invocation.target)
+        try:
+            if rule is None or target is None:
+                raise _Failure("the rule no longer has this target", retryable=False)
+            result = await self._invoke(rule, target, invocation.event)
+        except _Failure as failure:
+            now = self._clock.now()
+            retry_at = None
+            if failure.retryable and target is not None:
+                retry_at = target.retry_policy.next_attempt(
+                    attempts, invocation.created_at, now, self._rng
+                )
+            log.warning(
+                "rule %s target %s: %s%s",
+                invocation.rule,
+                invocation.target,
+                failure,
+                "" if retry_at else " (dead)",
+            )
+            return InvocationUpdate(
+                id=invocation.id,
+                state=InvocationState.PENDING if retry_at else InvocationState.DEAD,
+                attempts=attempts,
+                next_attempt_at=retry_at,
+                error=str(failure),
+                now=now,
+            )
+        return InvocationUpdate(
+            id=invocation.id,
+            state=InvocationState.DELIVERED,
+            attempts=attempts,
+            next_attempt_at=None,
+            result=result,
+            now=self._clock.now(),
+        )
+
+    async def _invoke(self, rule: Rule, target: Target, event: Mapping[str, Any]) -> str:
+        try:
+            if isinstance(target, SubmitJobTarget):
+                return await self._submit(rule, target, event)
+            if isinstance(target, RegisterRevisionTarget):
+                return await self._register(target, event)
+            return await self._post(target, event)
+        except _Failure:
+            raise
+        except WebhookError as error:
+            raise _Failure(str(error), retryable=error.retryable) from None
+        except (ValidationError, NotFoundError, ConflictError) as error:
+            # A target that cannot work for this event (a definition gone or inactive, an event
+            # without an image): trying again would not help.
+            raise _Failure(str(error), retryable=False) from None
+        except DockyardError as error:  # the store could not be reached, say
+            raise _Failure(str(error), retryable=True) from None
+
+    async def _submit(self, rule: Rule, target: SubmitJobTarget, event: Mapping[str, Any]) -> str:
+        now = self._clock.now()
+        request = job_request(rule.name, target, event, ingestion_time=iso_time(now))
+        definition = await self._definition(request.definition)
+        (inserted,) = await self._storage.insert_jobs([new_job(request, definition, now)])
+        return f"job {inserted.job.id}"
+
+    async def _register(self, target: RegisterRevisionTarget, event: Mapping[str, Any]) -> str:
+        latest = await self._definition(target.definition)
+        current = definition_document(latest.name, latest.spec)
+        document = revision_document(current, event)
+        if document == current:
+            return f"definition {latest.ref} already runs {document['image']}"
+        spec = parse_definition(document)
+        registered = await self._storage.insert_definition(latest.name, spec, self._clock.now())
+        log.info("rule registered %s with %s", registered.ref, document["image"])
+        return f"definition {registered.ref}"
+
+    async def _post(self, target: WebhookTarget, event: Mapping[str, Any]) -> str:
+        return await self._http.post_event(
+            target.url,
+            json.dumps(event).encode(),
+            secret_env=target.secret_env,
+            headers=target.headers,
+            timeout=target.timeout_seconds,
+        )
+
+    async def _definition(self, ref: str) -> Definition:
+        name, revision = parse_definition_ref(ref)
+        definition = await self._storage.get_definition(name, revision)
+        if definition is None:
+            raise NotFoundError("active revision of definition", ref)
+        return definition
