@@ -332,15 +332,24 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m dockyard server`` (uvicorn, the HTTP API) on a free port of 127.0.0.1."""
+    """``python -m dockyard server`` (uvicorn, the HTTP API) on a free port of 127.0.0.1, or
+    another command that serves it (``up``: the API, a worker, the scheduler and the rules)."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log: Path,
+        *,
+        command: tuple[str, ...] = ("server",),
+        environ: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("ab")
         env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
+        env.update(environ or {})
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dockyard", "server", "--port", str(self.port)],
+            [sys.executable, "-m", "dockyard", *command, "--port", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

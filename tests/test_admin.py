@@ -172,3 +172,17 @@ def test_the_server_stops_gracefully_on_sigterm(settings: Settings, tmp_path) ->
         assert server.proc.wait(30) == 0
     finally:
         server.close()
+
+
+def test_the_api_socket_sends_without_waiting_for_acks() -> None:
+    """The socket handed to uvicorn has TCP_NODELAY (its connections inherit it): without it,
+    every answer to a Python client (the SDK's HttpClient) waited ~40 ms for a delayed ACK."""
+    import socket
+
+    from dockyard.cli.services import _listen
+
+    sock = _listen("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        sock.close()

@@ -29,10 +29,11 @@ retried by hand. A ``submit-job`` target submits with the idempotency key
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -51,6 +52,7 @@ __all__ = [
     "RegisterRevisionTarget",
     "RetryPolicy",
     "Rule",
+    "RuleIndex",
     "RuleSpec",
     "SubmitJobTarget",
     "Target",
@@ -422,6 +424,52 @@ def parse_invocation_record(doc: Mapping[str, Any]) -> Invocation:
         created_at=datetime.fromisoformat(doc["created_at"]),
         updated_at=datetime.fromisoformat(doc["updated_at"]),
     )
+
+
+# -- matching many rules ----------------------------------------------------------------------
+
+
+class RuleIndex:
+    """Rules indexed by the exact sources their patterns require, for matching many at once.
+
+    Most patterns name their ``source`` with exact values; an event is then tried only against
+    the patterns of its own source and those that name none (or name it otherwise: a prefix, an
+    ``anything-but``). With 1,000 rules over 50 sources, that is ~20 patterns per event instead
+    of 1,000 (``python -m bench.rules``).
+    """
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = tuple(rules)
+        self._anywhere: list[Rule] = []
+        self._by_source: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            sources = _exact_sources(rule.spec.event_pattern)
+            if sources is None:
+                self._anywhere.append(rule)
+            for source in sources or ():
+                self._by_source.setdefault(source, []).append(rule)
+
+    def matching(self, event: Mapping[str, Any]) -> list[Rule]:
+        """The rules whose pattern ``event`` matches, in the order they were given."""
+        source = event.get("source")
+        if isinstance(source, str):
+            candidates = self._anywhere + self._by_source.get(source, [])
+            if len(candidates) > 1:
+                order = {id(rule): index for index, rule in enumerate(self.rules)}
+                candidates.sort(key=lambda rule: order[id(rule)])
+        else:
+            candidates = list(self.rules)
+        return [rule for rule in candidates if rule.spec.pattern.matches(event)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _exact_sources(pattern_text: str) -> frozenset[str] | None:
+    """The only sources a pattern can match, when it names them as exact strings; else None."""
+    pattern = json.loads(pattern_text)
+    values = pattern.get("source") if isinstance(pattern, dict) else None
+    if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+        return frozenset(values)
+    return None
 
 
 # -- what targets do -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from dockyard.domain.rules import (
     InvocationState,
     RegisterRevisionTarget,
     Rule,
+    RuleIndex,
     SubmitJobTarget,
     Target,
     WebhookTarget,
@@ -68,6 +70,8 @@ class RulesConfig:
     batch_size: int = 500
     #: Deliveries in flight at once.
     concurrency: int = 16
+    #: The shortest pause between rounds: a burst of writes wakes the leader once per gap.
+    min_gap_seconds: float = 0.01
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +104,7 @@ class RulesEngine:
         self._http = http
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
+        self._rule_index: RuleIndex | None = None
         self.leading = False
 
     def stop(self) -> None:
@@ -107,8 +112,9 @@ class RulesEngine:
 
     async def run(self) -> None:
         """Until :meth:`stop`: lead when possible; route and deliver what is due."""
-        token = 0
         while not self._stopping.is_set():
+            token = self._storage.change_token()  # what this round writes wakes the next at once
+            started = time.monotonic()
             delay = self.config.poll_seconds
             try:
                 leading = await self._storage.try_lead(ROLE)
@@ -127,13 +133,21 @@ class RulesEngine:
                 raise
             except Exception:
                 log.exception("rules engine failed; trying again")
-            if delay > 0:
-                stop = asyncio.create_task(self._stopping.wait())
-                change = asyncio.create_task(self._storage.wait_for_change(token, delay))
-                await asyncio.wait({stop, change}, return_when=asyncio.FIRST_COMPLETED)
-                for task in (stop, change):
-                    task.cancel()
-                token += 1
+            await self._pause(token, delay, started)
+
+    async def _pause(self, token: int, delay: float, started: float) -> None:
+        """Until the store changes (the leader) or ``delay`` passes; rounds start at least
+        ``min_gap_seconds`` apart."""
+        stop = asyncio.create_task(self._stopping.wait())
+        waits: set[asyncio.Task[Any]] = {stop}
+        if self.leading:
+            waits.add(asyncio.create_task(self._storage.wait_for_change(token, delay)))
+        await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
+        rest = self.config.min_gap_seconds - (time.monotonic() - started)
+        if rest > 0 and not self._stopping.is_set():
+            await asyncio.sleep(rest)
 
     async def _until_next(self, longest: float) -> float:
         upcoming = await self._storage.next_invocation_at()
@@ -153,19 +167,25 @@ class RulesEngine:
         events = await self._storage.unrouted_events(self.config.batch_size)
         if not events:
             return 0, 0
-        rules = await self._storage.list_rules(enabled_only=True)
+        index = await self._index()
         invocations = [
             NewInvocation(id=str(uuid.uuid4()), rule=rule.name, target=target.id, event=envelope)
             for stored in events
             for envelope in (stored.envelope,)
-            for rule in rules
-            if rule.spec.pattern.matches(envelope)
+            for rule in index.matching(envelope)
             for target in rule.spec.targets
         ]
         recorded = await self._storage.route_events(
             [stored.seq for stored in events], invocations, self._clock.now()
         )
         return len(events), recorded
+
+    async def _index(self) -> RuleIndex:
+        """The enabled rules, indexed; made again only when one changed."""
+        rules = await self._storage.list_rules(enabled_only=True)
+        if self._rule_index is None or self._rule_index.rules != tuple(rules):
+            self._rule_index = RuleIndex(rules)
+        return self._rule_index
 
     # -- delivering -----------------------------------------------------------------------------
 
