@@ -540,3 +540,36 @@ def test_a_state_refused_for_jobs_makes_the_invocation_dead(settings: Settings) 
         assert await jobs_of(app, "missing") == []
 
     run(settings, scenario)
+
+
+def test_the_index_by_source_finds_exactly_what_trying_every_rule_finds() -> None:
+    from bench.rules import make_events, make_rules
+
+    from dockyard.domain.rules import Rule, RuleIndex, parse_rule
+
+    rng = random.Random(3)
+    patterns = [
+        *make_rules(300, rng, common=False),
+        {"source": [{"prefix": "team1"}]},
+        {"detail-type": ["Disk Full"]},
+        {"source": ["team2.service", "team3.service"], "detail": {"urgent": [True]}},
+    ]
+    rules = [
+        Rule(
+            name=f"r{n}",
+            spec=parse_rule({"event_pattern": pattern})[0],
+            enabled=True,
+            created_at=START,
+            updated_at=START,
+        )
+        for n, pattern in enumerate(patterns)
+    ]
+    index = RuleIndex(rules)
+    events = make_events(300, rng)
+    events.append({**events[0], "source": ["team1.service", "other"]})  # not a string: every rule
+    found = 0
+    for event in events:
+        expected = [rule.name for rule in rules if rule.spec.pattern.matches(event)]
+        assert [rule.name for rule in index.matching(event)] == expected
+        found += len(expected)
+    assert found > 50  # the events do match some rules: the comparison means something

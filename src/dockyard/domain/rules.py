@@ -440,25 +440,29 @@ class RuleIndex:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
-        self._anywhere: list[Rule] = []
-        self._by_source: dict[str, list[Rule]] = {}
+        anywhere: list[Rule] = []
+        by_source: dict[str, list[Rule]] = {}
         for rule in self.rules:
             sources = _exact_sources(rule.spec.event_pattern)
             if sources is None:
-                self._anywhere.append(rule)
+                anywhere.append(rule)
             for source in sources or ():
-                self._by_source.setdefault(source, []).append(rule)
+                by_source.setdefault(source, []).append(rule)
+        self._anywhere = tuple(anywhere)
+        order = {id(rule): index for index, rule in enumerate(self.rules)}
+        #: Per source, its rules and those of any source, in the order they were given.
+        self._by_source = {
+            source: tuple(sorted((*anywhere, *own), key=lambda rule: order[id(rule)]))
+            for source, own in by_source.items()
+        }
 
     def matching(self, event: Mapping[str, Any]) -> list[Rule]:
         """The rules whose pattern ``event`` matches, in the order they were given."""
         source = event.get("source")
         if isinstance(source, str):
-            candidates = self._anywhere + self._by_source.get(source, [])
-            if len(candidates) > 1:
-                order = {id(rule): index for index, rule in enumerate(self.rules)}
-                candidates.sort(key=lambda rule: order[id(rule)])
+            candidates = self._by_source.get(source, self._anywhere)
         else:
-            candidates = list(self.rules)
+            candidates = self.rules
         return [rule for rule in candidates if rule.spec.pattern.matches(event)]
 
 
