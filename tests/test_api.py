@@ -52,6 +52,19 @@ LEAST_ROLE: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/schedules/{name}"): "operator",
     ("POST", "/v1/schedules/{name}/pause"): "operator",
     ("POST", "/v1/schedules/{name}/resume"): "operator",
+    ("POST", "/v1/events"): "operator",
+    ("GET", "/v1/events"): "viewer",
+    ("POST", "/v1/webhooks/registry"): "operator",
+    ("GET", "/v1/rules"): "viewer",
+    ("POST", "/v1/rules"): "operator",
+    ("POST", "/v1/rules/test-pattern"): "viewer",
+    ("GET", "/v1/rules/{name}"): "viewer",
+    ("PATCH", "/v1/rules/{name}"): "operator",
+    ("DELETE", "/v1/rules/{name}"): "operator",
+    ("POST", "/v1/rules/{name}/enable"): "operator",
+    ("POST", "/v1/rules/{name}/disable"): "operator",
+    ("GET", "/v1/rules/{name}/history"): "viewer",
+    ("POST", "/v1/rules/{name}/retry"): "operator",
     ("GET", "/v1/queues"): "viewer",
     ("POST", "/v1/queues/{name}/pause"): "operator",
     ("POST", "/v1/queues/{name}/resume"): "operator",
@@ -366,6 +379,36 @@ def seed(api: httpx.Client, start_worker) -> dict[str, dict[str, Any]]:
             "target": {"definition": "keep"},
         }
         api.post("/v1/schedules", json=schedule).raise_for_status()
+    # Enabled, so that the bus keeps the events put while requests are generated.
+    for name in ("seeded", "fuzz-victim-rule"):
+        rule = {
+            "name": name,
+            "event_pattern": {"source": ["fuzz"]},
+            "targets": [{"kind": "submit-job", "definition": "keep"}],
+        }
+        api.post("/v1/rules", json=rule).raise_for_status()
+    event = {"Source": "fuzz", "DetailType": "Fuzzed", "Detail": '{"n": 1}'}
+    api.post("/v1/events", json={"entries": [event]}).raise_for_status()
+
+    digest = "sha256:" + "ab" * 32
+    registry_push = {  # a registry's notification of one tagged manifest push
+        "events": [
+            {
+                "id": "b4a0a0c4-3a4e-4b4b-9c53-ba2e3b9e4f3a",
+                "timestamp": "2026-06-01T12:00:00Z",
+                "action": "push",
+                "target": {
+                    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                    "digest": digest,
+                    "repository": "team/app",
+                    "tag": "v1",
+                    "url": f"http://127.0.0.1:5000/v2/team/app/manifests/{digest}",
+                },
+                "request": {"host": "127.0.0.1:5000", "method": "PUT"},
+                "actor": {"name": "ci"},
+            }
+        ]
+    }
 
     def path(**values: Any) -> dict[str, Any]:
         return {"path_parameters": values}
@@ -406,6 +449,28 @@ def seed(api: httpx.Client, start_worker) -> dict[str, dict[str, Any]]:
         "POST /v1/schedules/{name}/pause": path(name="yearly"),
         "POST /v1/schedules/{name}/resume": path(name="yearly"),
         "DELETE /v1/schedules/{name}": path(name="fuzz-victim"),
+        "POST /v1/events": {"body": {"entries": [event]}},
+        "POST /v1/webhooks/registry": {
+            "body": registry_push,
+            "media_type": "application/vnd.docker.distribution.events.v2+json",
+        },
+        "POST /v1/rules": {
+            "body": {
+                "name": "fuzzed-rule",
+                "event_pattern": {"source": ["fuzz"], "detail": {"n": [{"numeric": [">", 0]}]}},
+                "targets": [{"kind": "webhook", "url": "http://127.0.0.1:9/hook"}],
+            }
+        },
+        "GET /v1/rules/{name}": path(name="seeded"),
+        "PATCH /v1/rules/{name}": {**path(name="seeded"), "body": {"description": "fuzzed"}},
+        "DELETE /v1/rules/{name}": path(name="fuzz-victim-rule"),
+        "POST /v1/rules/{name}/enable": path(name="seeded"),
+        "POST /v1/rules/{name}/disable": path(name="seeded"),
+        "GET /v1/rules/{name}/history": path(name="seeded"),
+        "POST /v1/rules/{name}/retry": path(name="seeded"),
+        "POST /v1/rules/test-pattern": {
+            "body": {"pattern": {"source": ["fuzz"]}, "event": {"source": "fuzz", "detail": {}}}
+        },
     }
 
 

@@ -265,10 +265,7 @@ def test_register_revision_replaces_the_image_and_keeps_everything_else(
                     "source": ["aws.ecr"],
                     "detail": {"repository-name": ["team/app"], "action-type": ["PUSH"]},
                 },
-                "targets": [
-                    {"id": "bump", "kind": "register-revision", "definition": "app"},
-                    {"id": "wrong", "kind": "register-revision", "definition": "plain"},
-                ],
+                "targets": [{"id": "bump", "kind": "register-revision", "definition": "app"}],
             },
             name="deploy-app",
         )
@@ -283,10 +280,16 @@ def test_register_revision_replaces_the_image_and_keeps_everything_else(
         history = {i.target: i for i in await app.rule_history("deploy-app")}
         assert history["bump"].state is InvocationState.DELIVERED
         assert history["bump"].result == "definition app:2"
-        # A target that cannot work for the event is not retried: it is dead at once.
-        assert history["wrong"].state is InvocationState.DEAD
-        assert history["wrong"].attempts == 1
-        assert "plain runs process, not docker" in (history["wrong"].error or "")
+        # A rule cannot name a definition that takes no image.
+        with pytest.raises(ValidationError) as refused:
+            await app.update_rule(
+                "deploy-app", {"targets": [{"kind": "register-revision", "definition": "plain"}]}
+            )
+        assert refused.value.field == "targets[0].definition"
+        assert (
+            refused.value.rule
+            == "plain does not run containers: only docker definitions take an image"
+        )
         # The same image pushed again (a new event): no new revision.
         clock.advance(1)
         (again,) = await app.put_events(ECR_PUSH)
@@ -523,21 +526,35 @@ def test_an_invalid_pattern_carries_aws_message(settings: Settings) -> None:
     assert Dockyard.test_event_pattern({"source": ["a"]}, {"source": "b"}) is False
 
 
-def test_a_state_refused_for_jobs_makes_the_invocation_dead(settings: Settings) -> None:
+def test_a_target_that_cannot_work_is_dead_at_once(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
+        with pytest.raises(ValidationError) as refused:
+            await app.create_rule(
+                {
+                    "event_pattern": {"source": ["ci"]},
+                    "targets": [{"kind": "submit-job", "definition": "missing"}],
+                },
+                name="gone",
+            )
+        assert (refused.value.field, refused.value.rule) == (
+            "targets[0].definition",
+            "no active definition missing (register it first)",
+        )
+        await app.register_definition({"executor": "process", "command": ["true"]}, name="brief")
         await app.create_rule(
             {
                 "event_pattern": {"source": ["ci"]},
-                "targets": [{"id": "t", "kind": "submit-job", "definition": "missing"}],
+                "targets": [{"id": "t", "kind": "submit-job", "definition": "brief"}],
             },
             name="gone",
         )
+        await app.deregister_definition("brief:1")
         await app.put_events([put("ci", "Done", {})])
         await engine(app).run_once()
         (dead,) = await app.rule_history("gone")
-        assert dead.state is InvocationState.DEAD
-        assert dead.error == "active revision of definition not found: missing"
-        assert await jobs_of(app, "missing") == []
+        assert (dead.state, dead.attempts) == (InvocationState.DEAD, 1)  # not retried
+        assert dead.error == "active revision of definition not found: brief"
+        assert await jobs_of(app, "brief") == []
 
     run(settings, scenario)
 

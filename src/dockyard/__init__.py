@@ -10,12 +10,14 @@ The public API is what ``__all__`` lists::
         print(client.wait(job.id).state)
 
     dockyard.next_fire_times("cron(0 2 * * ? *)", timezone="Europe/Paris", count=3)
+    dockyard.test_event_pattern({"source": ["ci"]}, {"source": "ci", "detail": {}})  # True
 """
 
 from __future__ import annotations
 
 from dockyard.client import Client, DirectClient, HttpClient, connect
 from dockyard.domain.jobs import SubmitRequest
+from dockyard.domain.patterns import matches as test_event_pattern
 from dockyard.domain.records import Attempt, Definition, Job
 from dockyard.domain.schedules import next_fire_times
 from dockyard.domain.states import DefinitionStatus, JobState
@@ -48,4 +50,5 @@ __all__ = [
     "ValidationError",
     "connect",
     "next_fire_times",
+    "test_event_pattern",
 ]

@@ -29,7 +29,7 @@ from dockyard.domain.definitions import (
 from dockyard.domain.events import Event, parse_entries
 from dockyard.domain.jobs import SubmitRequest, new_job
 from dockyard.domain.patterns import matches as pattern_matches
-from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.records import Definition, DockerSpec, Job, JobId
 from dockyard.domain.registry import (
     DOCKYARD_REGISTRY_SOURCE,
     IMAGE_PUSHED,
@@ -39,12 +39,13 @@ from dockyard.domain.registry import (
 from dockyard.domain.rules import (
     Invocation,
     InvocationState,
+    RegisterRevisionTarget,
     Rule,
+    RuleSpec,
+    SubmitJobTarget,
     parse_rule,
 )
-from dockyard.domain.rules import (
-    spec_document as rule_spec_document,
-)
+from dockyard.domain.rules import spec_document as rule_spec_document
 from dockyard.domain.scheduling import (
     Schedule,
     ScheduleSpec,
@@ -572,6 +573,7 @@ class Dockyard:
             raise ValidationError("rule", "must be a mapping")
         name = check_name(name if name is not None else document.get("name"), "name")
         spec, enabled = parse_rule({k: v for k, v in document.items() if k != "name"})
+        await self._check_targets(spec)
         now = self.clock.now()
         rule = Rule(name=name, spec=spec, enabled=enabled, created_at=now, updated_at=now)
         if not await self.storage.insert_rule(rule):
@@ -596,10 +598,35 @@ class Dockyard:
         current = await self.get_rule(name)
         document = {**rule_spec_document(current.spec, current.enabled), **changes}
         spec, enabled = parse_rule({k: v for k, v in document.items() if k != "name"})
+        if "targets" in changes:
+            await self._check_targets(spec)
         rule = replace(current, spec=spec, enabled=enabled, updated_at=self.clock.now())
         if not await self.storage.replace_rule(rule):
             raise NotFoundError("rule", name)
         return rule
+
+    async def _check_targets(self, spec: RuleSpec) -> None:
+        """Refuse targets that could never work: a definition that does not exist, or a new
+        revision of one that does not run containers."""
+        for index, target in enumerate(spec.targets):
+            if isinstance(target, SubmitJobTarget):
+                ref, field = target.job.definition, f"targets[{index}].definition"
+            elif isinstance(target, RegisterRevisionTarget):
+                ref, field = target.definition, f"targets[{index}].definition"
+            else:
+                continue
+            try:
+                definition = await self.get_definition(ref)
+            except NotFoundError:
+                raise ValidationError(
+                    field, f"no active definition {ref} (register it first)"
+                ) from None
+            if isinstance(target, RegisterRevisionTarget) and not isinstance(
+                definition.spec.executor, DockerSpec
+            ):
+                raise ValidationError(
+                    field, f"{ref} does not run containers: only docker definitions take an image"
+                )
 
     async def set_rule_enabled(self, name: str, enabled: bool) -> Rule:
         return await self.update_rule(name, {"state": "ENABLED" if enabled else "DISABLED"})

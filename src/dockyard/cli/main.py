@@ -9,7 +9,9 @@ import click
 from dockyard.cli.admin import queues, tokens, workers
 from dockyard.cli.context import CliContext
 from dockyard.cli.definitions import definitions
+from dockyard.cli.events import events
 from dockyard.cli.jobs import jobs, submit
+from dockyard.cli.rules import rules
 from dockyard.cli.schedules import schedules
 from dockyard.cli.services import db, scheduler, server, up, worker
 from dockyard.errors import DockyardError
@@ -53,6 +55,8 @@ cli.add_command(definitions)
 cli.add_command(submit)
 cli.add_command(jobs)
 cli.add_command(schedules)
+cli.add_command(events)
+cli.add_command(rules)
 cli.add_command(worker)
 cli.add_command(up)
 cli.add_command(server)

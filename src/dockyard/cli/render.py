@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from dockyard.domain.documents import definition_summary, job_document
 from dockyard.domain.records import Definition, Job
+from dockyard.domain.rules import Invocation, Rule, invocation_document, rule_document
 from dockyard.domain.scheduling import Schedule, schedule_document
 
 __all__ = [
     "print_definitions",
+    "print_events",
+    "print_invocations",
     "print_job",
     "print_jobs",
     "print_json",
+    "print_rule",
+    "print_rules",
     "print_schedule",
     "print_schedules",
     "print_table",
@@ -159,6 +164,75 @@ def print_schedule(schedule: Schedule, as_json: bool) -> None:
         (f"target.{key}", value) for key, value in target.items() if value not in (None, {}, [])
     ]
     print_table(("FIELD", "VALUE"), [(key, _cell(value)) for key, value in fields])
+
+
+def print_events(events: Sequence[Mapping[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json(list(events))
+        return
+    print_table(
+        ("TIME", "SOURCE", "DETAIL TYPE", "ID", "RESOURCES"),
+        [
+            (e["time"], e["source"], e["detail-type"], e["id"], " ".join(e["resources"]))
+            for e in events
+        ],
+    )
+
+
+def print_rules(rules: Sequence[Rule], as_json: bool) -> None:
+    if as_json:
+        print_json([rule_document(rule) for rule in rules])
+        return
+    print_table(
+        ("NAME", "STATE", "TARGETS", "DESCRIPTION", "EVENT PATTERN"),
+        [
+            (
+                rule.name,
+                rule.state,
+                " ".join(f"{t.id}({t.kind})" for t in rule.spec.targets),
+                rule.spec.description,
+                rule.spec.event_pattern,
+            )
+            for rule in rules
+        ],
+    )
+
+
+def print_rule(rule: Rule, as_json: bool) -> None:
+    doc = rule_document(rule)
+    if as_json:
+        print_json(doc)
+        return
+    targets = doc.pop("targets")
+    fields = [(key, value) for key, value in doc.items() if value not in (None, {}, [])]
+    fields += [
+        (f"targets.{target['id']}.{key}", value)
+        for target in targets
+        for key, value in target.items()
+        if key != "id" and value not in (None, {}, [])
+    ]
+    print_table(("FIELD", "VALUE"), [(key, _cell(value)) for key, value in fields])
+
+
+def print_invocations(invocations: Sequence[Invocation], as_json: bool) -> None:
+    """A rule's history: when each try ended, and what it made or why it failed."""
+    if as_json:
+        print_json([invocation_document(invocation) for invocation in invocations])
+        return
+    print_table(
+        ("TIME", "TARGET", "STATE", "ATTEMPTS", "EVENT", "RESULT"),
+        [
+            (
+                _when(i.updated_at),
+                i.target,
+                i.state.value,
+                i.attempts,
+                i.event_id,
+                i.error if i.result is None else i.result,
+            )
+            for i in invocations
+        ],
+    )
 
 
 def _cell(value: object) -> str:

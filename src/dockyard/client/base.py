@@ -10,9 +10,11 @@ from typing import Any
 from dockyard.app import QueueInfo, Submitted, Token, WorkerInfo
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import JSON, Definition, Job
+from dockyard.domain.rules import Invocation, InvocationState, Rule
 from dockyard.domain.scheduling import Schedule
+from dockyard.errors import ValidationError
 
-__all__ = ["Client"]
+__all__ = ["Client", "event_entries", "invocation_state"]
 
 
 class Client(ABC):
@@ -153,6 +155,73 @@ class Client(ABC):
     def delete_schedule(self, name: str) -> Schedule:
         """Delete a schedule (its jobs stay) and return what was deleted."""
 
+    # -- events and rules -----------------------------------------------------------------------
+
+    @abstractmethod
+    def put_events(
+        self, entries: Sequence[Mapping[str, Any]] | Mapping[str, Any]
+    ) -> builtins.list[str]:
+        """Put 1-10 events on the bus (PutEvents) and return their ids: all of them, or none
+        when one is invalid. Each entry is in PutEvents form (``Source``, ``DetailType``,
+        ``Detail`` as JSON text, …) or an envelope (``source``, ``detail-type``, ``detail``, …);
+        a single mapping is one event."""
+
+    @abstractmethod
+    def events(self, limit: int = 100, source: str | None = None) -> builtins.list[dict[str, Any]]:
+        """The envelopes of the events on the bus, newest first. The bus keeps events only
+        while at least one rule is enabled."""
+
+    @abstractmethod
+    def registry_notification(
+        self, body: bytes, content_type: str | None
+    ) -> builtins.list[dict[str, Any]]:
+        """Hand over a registry's notification as it was posted; return the ``Image Pushed``
+        events (envelopes) its tagged manifest pushes made."""
+
+    @abstractmethod
+    def create_rule(self, document: Mapping[str, Any], *, name: str | None = None) -> Rule:
+        """Create a rule from its document (the format of ``rules create -f``); ``name`` wins
+        over the document's."""
+
+    @abstractmethod
+    def rule(self, name: str) -> Rule: ...
+
+    @abstractmethod
+    def rules(self) -> builtins.list[Rule]: ...
+
+    @abstractmethod
+    def update_rule(self, name: str, changes: Mapping[str, Any]) -> Rule:
+        """Change the fields given; the others keep their values, ``targets`` is replaced whole."""
+
+    @abstractmethod
+    def enable_rule(self, name: str) -> Rule: ...
+
+    @abstractmethod
+    def disable_rule(self, name: str) -> Rule:
+        """Match no more events; the invocations already made are still delivered."""
+
+    @abstractmethod
+    def delete_rule(self, name: str) -> Rule:
+        """Delete a rule and its invocations; return what was deleted."""
+
+    @abstractmethod
+    def rule_history(
+        self, name: str, *, state: InvocationState | str | None = None, limit: int = 100
+    ) -> builtins.list[Invocation]:
+        """The rule's invocations, newest first; ``state="DEAD"`` is its dead list."""
+
+    @abstractmethod
+    def retry_invocations(self, name: str, ids: Sequence[str] | None = None) -> int:
+        """Deliver dead invocations again (these, or the rule's whole dead list); return how
+        many were put back."""
+
+    @abstractmethod
+    def test_event_pattern(
+        self, pattern: str | Mapping[str, Any], event: str | Mapping[str, Any]
+    ) -> bool:
+        """Whether ``event`` matches ``pattern`` (EventBridge's TestEventPattern); an invalid
+        pattern raises :class:`~dockyard.domain.patterns.InvalidEventPattern` with AWS's reason."""
+
     # -- queues, workers, tokens ----------------------------------------------------------------
 
     @abstractmethod
@@ -176,3 +245,23 @@ class Client(ABC):
 
     @abstractmethod
     def revoke_token(self, token_id: str) -> Token: ...
+
+
+def event_entries(entries: object) -> object:
+    """The entries as a list, as both transports send them; a mapping is one entry."""
+    if isinstance(entries, Mapping):
+        return [dict(entries)]
+    if isinstance(entries, tuple):
+        return list(entries)
+    return entries
+
+
+def invocation_state(state: InvocationState | str | None) -> InvocationState | None:
+    """``"dead"``, ``"DEAD"`` or ``InvocationState.DEAD`` alike."""
+    if state is None or isinstance(state, InvocationState):
+        return state
+    try:
+        return InvocationState(str(state).upper())
+    except ValueError:
+        choices = ", ".join(member.value for member in InvocationState)
+        raise ValidationError("state", f"must be one of {choices}") from None

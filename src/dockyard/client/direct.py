@@ -11,10 +11,12 @@ from typing import Any
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from dockyard.app import Dockyard, QueueInfo, Submitted, Token, WorkerInfo
-from dockyard.client.base import Client
+from dockyard.client.base import Client, event_entries, invocation_state
 from dockyard.domain.clock import Clock
+from dockyard.domain.events import Event
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import Definition, Job
+from dockyard.domain.rules import Invocation, InvocationState, Rule
 from dockyard.domain.scheduling import Schedule
 from dockyard.settings import Settings
 
@@ -153,6 +155,71 @@ class DirectClient(Client):
     def delete_schedule(self, name: str) -> Schedule:
         result: Schedule = self._call(self._app.delete_schedule, name)
         return result
+
+    def put_events(
+        self, entries: Sequence[Mapping[str, Any]] | Mapping[str, Any]
+    ) -> builtins.list[str]:
+        events: builtins.list[Event] = self._call(self._app.put_events, event_entries(entries))
+        return [event.id for event in events]
+
+    def events(self, limit: int = 100, source: str | None = None) -> builtins.list[dict[str, Any]]:
+        stored = self._call(self._app.list_events, limit, source)
+        return [dict(item.envelope) for item in stored]
+
+    def registry_notification(
+        self, body: bytes, content_type: str | None
+    ) -> builtins.list[dict[str, Any]]:
+        events: builtins.list[Event] = self._call(
+            self._app.registry_notification, body, content_type
+        )
+        return [event.envelope() for event in events]
+
+    def create_rule(self, document: Mapping[str, Any], *, name: str | None = None) -> Rule:
+        result: Rule = self._call(self._app.create_rule, document, name)
+        return result
+
+    def rule(self, name: str) -> Rule:
+        result: Rule = self._call(self._app.get_rule, name)
+        return result
+
+    def rules(self) -> builtins.list[Rule]:
+        result: builtins.list[Rule] = self._call(self._app.list_rules)
+        return result
+
+    def update_rule(self, name: str, changes: Mapping[str, Any]) -> Rule:
+        result: Rule = self._call(self._app.update_rule, name, changes)
+        return result
+
+    def enable_rule(self, name: str) -> Rule:
+        result: Rule = self._call(self._app.set_rule_enabled, name, True)
+        return result
+
+    def disable_rule(self, name: str) -> Rule:
+        result: Rule = self._call(self._app.set_rule_enabled, name, False)
+        return result
+
+    def delete_rule(self, name: str) -> Rule:
+        result: Rule = self._call(self._app.delete_rule, name)
+        return result
+
+    def rule_history(
+        self, name: str, *, state: InvocationState | str | None = None, limit: int = 100
+    ) -> builtins.list[Invocation]:
+        result: builtins.list[Invocation] = self._call(
+            self._app.rule_history, name, invocation_state(state), limit
+        )
+        return result
+
+    def retry_invocations(self, name: str, ids: Sequence[str] | None = None) -> int:
+        result: int = self._call(
+            self._app.retry_invocations, name, None if ids is None else list(ids)
+        )
+        return result
+
+    def test_event_pattern(
+        self, pattern: str | Mapping[str, Any], event: str | Mapping[str, Any]
+    ) -> bool:
+        return Dockyard.test_event_pattern(pattern, event)
 
     def queues(self) -> builtins.list[QueueInfo]:
         result: builtins.list[QueueInfo] = self._call(self._app.list_queues)

@@ -17,10 +17,18 @@ from typing import Any, NoReturn
 import httpx
 
 from dockyard.app import QueueInfo, Submitted, Token, WorkerInfo
-from dockyard.client.base import Client
+from dockyard.client.base import Client, event_entries, invocation_state
 from dockyard.domain.documents import parse_definition_document, parse_job_document
 from dockyard.domain.jobs import SubmitRequest
+from dockyard.domain.patterns import REASON_PREFIX, InvalidEventPattern
 from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.rules import (
+    Invocation,
+    InvocationState,
+    Rule,
+    parse_invocation_record,
+    parse_rule_record,
+)
 from dockyard.domain.scheduling import Schedule, parse_schedule_record
 from dockyard.domain.states import TERMINAL_STATES
 from dockyard.domain.tokens import Role
@@ -178,7 +186,7 @@ class HttpClient(Client):
     # -- schedules ------------------------------------------------------------------------------
 
     def create_schedule(self, document: Mapping[str, Any], *, name: str | None = None) -> Schedule:
-        body = _json_body({**document, **({"name": name} if name is not None else {})})
+        body = _json_body({**document, **({"name": name} if name is not None else {})}, "schedule")
         return parse_schedule_record(self._send("POST", "/v1/schedules", json=body))
 
     def schedule(self, name: str) -> Schedule:
@@ -188,7 +196,7 @@ class HttpClient(Client):
         return [parse_schedule_record(doc) for doc in self._send("GET", "/v1/schedules")]
 
     def update_schedule(self, name: str, changes: Mapping[str, Any]) -> Schedule:
-        body = _json_body(dict(changes))
+        body = _json_body(dict(changes), "schedule")
         return parse_schedule_record(self._send("PATCH", f"/v1/schedules/{name}", json=body))
 
     def pause_schedule(self, name: str) -> Schedule:
@@ -199,6 +207,85 @@ class HttpClient(Client):
 
     def delete_schedule(self, name: str) -> Schedule:
         return parse_schedule_record(self._send("DELETE", f"/v1/schedules/{name}"))
+
+    # -- events and rules -----------------------------------------------------------------------
+
+    def put_events(
+        self, entries: Sequence[Mapping[str, Any]] | Mapping[str, Any]
+    ) -> builtins.list[str]:
+        body = _json_body({"entries": event_entries(entries)}, "entries")
+        answer = self._send("POST", "/v1/events", json=body)
+        return [entry["event_id"] for entry in answer["entries"]]
+
+    def events(self, limit: int = 100, source: str | None = None) -> builtins.list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if source is not None:
+            params["source"] = source
+        return [item["event"] for item in self._send("GET", "/v1/events", params=params)]
+
+    def registry_notification(
+        self, body: bytes, content_type: str | None
+    ) -> builtins.list[dict[str, Any]]:
+        headers = {} if content_type is None else {"Content-Type": content_type}
+        answer = self._send("POST", "/v1/webhooks/registry", content=body, headers=headers)
+        events: builtins.list[dict[str, Any]] = answer["events"]
+        return events
+
+    def create_rule(self, document: Mapping[str, Any], *, name: str | None = None) -> Rule:
+        body = _json_body({**document, **({"name": name} if name is not None else {})}, "rule")
+        return parse_rule_record(self._send("POST", "/v1/rules", json=body))
+
+    def rule(self, name: str) -> Rule:
+        return parse_rule_record(self._send("GET", f"/v1/rules/{name}"))
+
+    def rules(self) -> builtins.list[Rule]:
+        return [parse_rule_record(doc) for doc in self._send("GET", "/v1/rules")]
+
+    def update_rule(self, name: str, changes: Mapping[str, Any]) -> Rule:
+        body = _json_body(dict(changes), "rule")
+        return parse_rule_record(self._send("PATCH", f"/v1/rules/{name}", json=body))
+
+    def enable_rule(self, name: str) -> Rule:
+        return parse_rule_record(self._send("POST", f"/v1/rules/{name}/enable"))
+
+    def disable_rule(self, name: str) -> Rule:
+        return parse_rule_record(self._send("POST", f"/v1/rules/{name}/disable"))
+
+    def delete_rule(self, name: str) -> Rule:
+        return parse_rule_record(self._send("DELETE", f"/v1/rules/{name}"))
+
+    def rule_history(
+        self, name: str, *, state: InvocationState | str | None = None, limit: int = 100
+    ) -> builtins.list[Invocation]:
+        params: dict[str, Any] = {"limit": limit}
+        wanted = invocation_state(state)
+        if wanted is not None:
+            params["state"] = wanted.value
+        answer = self._send("GET", f"/v1/rules/{name}/history", params=params)
+        return [parse_invocation_record(doc) for doc in answer]
+
+    def retry_invocations(self, name: str, ids: Sequence[str] | None = None) -> int:
+        body = {"ids": None if ids is None else list(ids)}
+        retried: int = self._send("POST", f"/v1/rules/{name}/retry", json=body)["retried"]
+        return retried
+
+    def test_event_pattern(
+        self, pattern: str | Mapping[str, Any], event: str | Mapping[str, Any]
+    ) -> bool:
+        body = {
+            "pattern": pattern if isinstance(pattern, str) else dict(pattern),
+            "event": event if isinstance(event, str) else dict(event),
+        }
+        try:
+            result: bool = self._send(
+                "POST", "/v1/rules/test-pattern", json=_json_body(body, "pattern")
+            )["result"]
+        except ValidationError as error:
+            # The same exception as the direct transport's, carrying AWS's reason.
+            if error.field == "pattern" and error.rule.startswith(REASON_PREFIX):
+                raise InvalidEventPattern(error.rule.removeprefix(REASON_PREFIX)) from None
+            raise
+        return result
 
     # -- queues, workers, tokens ----------------------------------------------------------------
 
@@ -253,12 +340,12 @@ def _job_body(request: SubmitRequest) -> dict[str, Any]:
     }
 
 
-def _json_body(document: dict[str, Any]) -> dict[str, Any]:
+def _json_body(document: dict[str, Any], what: str) -> dict[str, Any]:
     """``document`` if JSON can carry it; else the same error the server would give."""
     try:
         json.dumps(document)
     except (TypeError, ValueError):
-        raise ValidationError("schedule", "must be JSON-serialisable") from None
+        raise ValidationError(what, "must be JSON-serialisable") from None
     return document
 
 

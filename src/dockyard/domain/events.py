@@ -111,7 +111,11 @@ def parse_entries(entries: object, *, now: datetime) -> list[Event]:
 def _parse_entry(entry: object, where: str, now: datetime) -> Event:
     if not isinstance(entry, Mapping):
         raise ValidationError(where, "must be an object")
-    if len(json.dumps(entry)) > MAX_ENTRY_BYTES:
+    try:
+        size = len(json.dumps(entry).encode())
+    except (TypeError, ValueError) as error:
+        raise ValidationError(where, f"must be JSON ({error})") from None
+    if size > MAX_ENTRY_BYTES:
         raise ValidationError(where, "must be at most 256 KB")
     if "Source" in entry or "DetailType" in entry:
         _known(entry, _PUT_EVENTS_KEYS, where, "a PutEvents entry")

@@ -129,7 +129,9 @@ class HttpExecutor:
         try:
             response = await self._http().post(url, content=body, headers=sent, timeout=timeout)
         except httpx.HTTPError as error:
-            raise WebhookError(f"{type(error).__name__}: {error}", retryable=True) from None
+            raise WebhookError(
+                f"POST {url}: {type(error).__name__}: {error}", retryable=True
+            ) from None
         status = f"HTTP {response.status_code}"
         if not response.is_success:
             retryable = response.status_code >= 500 or response.status_code in (408, 429)
