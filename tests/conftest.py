@@ -621,3 +621,38 @@ def http_server() -> Iterator[HttpServer]:
     yield state["server"]
     httpd.shutdown()
     httpd.server_close()
+
+
+#: ECR's own event for a push, as EventBridge delivers it: aws-semantics.md §6.1, verbatim (the
+#: AWS guide's digest is cut short; a real one has 64 hex digits).
+ECR_EVENT: dict[str, Any] = {
+    "version": "0",
+    "id": "13cde686-328b-6117-af20-0e5566167482",
+    "detail-type": "ECR Image Action",
+    "source": "aws.ecr",
+    "account": "123456789012",
+    "time": "2019-11-16T01:54:34Z",
+    "region": "us-west-2",
+    "resources": [],
+    "detail": {
+        "result": "SUCCESS",
+        "repository-name": "my-repository-name",
+        "image-digest": "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234",
+        "action-type": "PUSH",
+        "image-tag": "latest",
+    },
+}
+
+
+def each_transport(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Client]:
+    """For a fixture with ``params=["direct", "http"]``: a client on the store itself, or over a
+    real HTTP server (the ``server`` fixture), so that every operation runs on both."""
+    if request.param == "direct":
+        with DirectClient(settings) as direct:
+            yield direct
+        return
+    from dockyard import HttpClient
+
+    server: ServerProcess = request.getfixturevalue("server")
+    with HttpClient(server.url, token=server.admin_token) as http:
+        yield http

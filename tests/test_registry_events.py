@@ -27,6 +27,7 @@ from dockyard.domain.registry import (
     pushed_image,
 )
 from dockyard.errors import ValidationError
+from tests.conftest import ECR_EVENT
 
 V2 = "application/vnd.docker.distribution.events.v2+json"
 V1 = "application/vnd.docker.distribution.events.v1+json"
@@ -107,24 +108,6 @@ DOC_DELETE: dict[str, Any] = {
     },
 }
 
-#: aws-semantics.md §6.1, verbatim.
-ECR_EVENT: dict[str, Any] = {
-    "version": "0",
-    "id": "13cde686-328b-6117-af20-0e5566167482",
-    "detail-type": "ECR Image Action",
-    "source": "aws.ecr",
-    "account": "123456789012",
-    "time": "2019-11-16T01:54:34Z",
-    "region": "us-west-2",
-    "resources": [],
-    "detail": {
-        "result": "SUCCESS",
-        "repository-name": "my-repository-name",
-        "image-digest": "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234",
-        "action-type": "PUSH",
-        "image-tag": "latest",
-    },
-}
 ECR_IMAGE = (
     "123456789012.dkr.ecr.us-west-2.amazonaws.com/my-repository-name:latest"
     "@sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd1234"

@@ -24,27 +24,18 @@ from dockyard.executors.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_s
 from dockyard.runtime import RulesConfig, RulesEngine, SchedulerConfig
 from dockyard.settings import Settings
 from dockyard.storage.port import JobQuery
-from tests.conftest import FakeClock, HttpServer, Received, free_port
+from tests.conftest import ECR_EVENT, FakeClock, HttpServer, Received, free_port
 
 T = TypeVar("T")
 START = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 
-#: ECR's own event for a push, as EventBridge delivers it (AWS ECR user guide, "ECR Image Action";
-#: the digest there is cut short, a real one has 64 hex digits).
+#: ECR's event for a push of team/app:v2 (the AWS guide's own, with another repository and tag).
 ECR_PUSH = {
-    "version": "0",
-    "id": "13cde686-328b-6117-af20-0e5566167482",
-    "detail-type": "ECR Image Action",
-    "source": "aws.ecr",
-    "account": "123456789012",
-    "time": "2019-11-16T01:54:34Z",
-    "region": "us-west-2",
-    "resources": [],
+    **ECR_EVENT,
     "detail": {
-        "result": "SUCCESS",
+        **ECR_EVENT["detail"],
         "repository-name": "team/app",
         "image-digest": "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678",
-        "action-type": "PUSH",
         "image-tag": "v2",
     },
 }

@@ -25,7 +25,7 @@ from dockyard.domain.patterns import InvalidEventPattern
 from dockyard.domain.rules import InvocationState, SubmitJobTarget, WebhookTarget
 from dockyard.runtime.rules import RulesReport
 from dockyard.settings import Settings
-from tests.conftest import ServerProcess, free_port
+from tests.conftest import ServerProcess, each_transport, free_port
 from tests.test_cli import ok, run
 
 AWS_REASON = "Event pattern is not valid. Reason: "
@@ -39,13 +39,7 @@ LAYER_DIGEST = "sha256:c3b3692957d439ac1928219a83fac91e7bf96c153725526874673ae1f
 @pytest.fixture(params=["direct", "http"])
 def client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[dockyard.Client]:
     """Every client operation here runs twice: on the store itself, and over a real HTTP server."""
-    if request.param == "direct":
-        with dockyard.DirectClient(settings) as direct:
-            yield direct
-        return
-    server: ServerProcess = request.getfixturevalue("server")
-    with dockyard.HttpClient(server.url, token=server.admin_token) as http:
-        yield http
+    yield from each_transport(request, settings)
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import pytest
 import dockyard
 from dockyard import ConflictError, NotFoundError, ValidationError
 from dockyard.settings import Settings
-from tests.conftest import ServerProcess, register_process
+from tests.conftest import ServerProcess, each_transport, register_process
 from tests.test_cli import ok, run
 
 #: Fire times decades away, so that next_fire_at does not depend on when the test runs.
@@ -30,13 +30,7 @@ NEW_YEAR_2100 = "cron(30 3 1 1 ? 2100)"
 @pytest.fixture(params=["direct", "http"])
 def client(request: pytest.FixtureRequest, settings: Settings) -> Iterator[dockyard.Client]:
     """Every client operation here runs twice: on the store itself, and over a real HTTP server."""
-    if request.param == "direct":
-        with dockyard.DirectClient(settings) as direct:
-            yield direct
-        return
-    server: ServerProcess = request.getfixturevalue("server")
-    with dockyard.HttpClient(server.url, token=server.admin_token) as http:
-        yield http
+    yield from each_transport(request, settings)
 
 
 def nightly(**fields: Any) -> dict[str, Any]:
