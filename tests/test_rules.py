@@ -581,3 +581,33 @@ def test_the_index_by_source_finds_exactly_what_trying_every_rule_finds() -> Non
         assert [rule.name for rule in index.matching(event)] == expected
         found += len(expected)
     assert found > 50  # the events do match some rules: the comparison means something
+
+
+def test_maintenance_prunes_old_events_and_deliveries_but_keeps_the_dead_list(
+    settings: Settings, http_server: HttpServer
+) -> None:
+    http_server.default = lambda request: (
+        (400, {}, b"") if b"refuse" in request.body else (200, {}, b"")
+    )
+
+    async def scenario(app: Dockyard, clock: FakeClock) -> None:
+        await app.create_rule(
+            {
+                "event_pattern": {"source": ["monitor"]},
+                "targets": [{"id": "hook", "kind": "webhook", "url": http_server.url}],
+            },
+            name="hook",
+        )
+        await app.put_events([put("monitor", "Ping", {}), put("monitor", "Ping", {"refuse": 1})])
+        await engine(app).run_once()
+        states = sorted(i.state.value for i in await app.rule_history("hook"))
+        assert states == ["DEAD", "DELIVERED"]
+        tidy = app.maintenance()
+        assert await tidy.prune_events() == 0  # nothing is old yet
+        clock.advance(tidy.config.retention.total_seconds() + 1)
+        await tidy.run_once()
+        assert await app.list_events() == []
+        (dead,) = await app.rule_history("hook")
+        assert dead.state is InvocationState.DEAD
+
+    run(settings, scenario)

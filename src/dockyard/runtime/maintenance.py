@@ -8,7 +8,8 @@ interval. The leader
   lost attempt through :func:`dockyard.domain.transitions.rescue`, a write guarded by the state,
   the worker and the lease it read, so a worker that renewed meanwhile keeps its job;
 - **prunes** jobs that finished more than ``retention`` ago, oldest first, in small batches (each
-  its own short transaction, so claims never wait behind a long delete), with their logs;
+  its own short transaction, so claims never wait behind a long delete), with their logs, and
+  the bus's routed events and delivered invocations as old (the dead list stays);
 - **refreshes the planner's statistics** of the jobs when many changed (a bulk submit, a
   burst of work) and the database has not done it itself.
 
@@ -93,6 +94,7 @@ class Maintenance:
         """One pass, whether or not this process leads."""
         rescued = await self.rescue_expired()
         pruned = await self.prune()
+        await self.prune_events()
         analyzed = await self._storage.refresh_statistics()
         return MaintenanceReport(rescued=rescued, pruned=pruned, analyzed=analyzed)
 
@@ -127,6 +129,16 @@ class Maintenance:
             if len(ids) < self.config.batch_size:
                 if pruned:
                     log.info("pruned %d job(s) finished before %s", pruned, before.isoformat())
+                return pruned
+
+    async def prune_events(self) -> int:
+        """Delete routed events, and delivered invocations, older than the retention."""
+        before = self._clock.now() - self.config.retention
+        pruned = 0
+        while True:
+            count = await self._storage.prune_events(before, self.config.batch_size)
+            pruned += count
+            if count < self.config.batch_size:
                 return pruned
 
     async def _policy(self, job: Job) -> RetryPolicy:

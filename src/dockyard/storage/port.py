@@ -305,7 +305,9 @@ class Storage(Protocol):
         ...
 
     async def prune_events(self, before: datetime, limit: int) -> int:
-        """Delete routed events received before ``before`` (invocations keep their copy)."""
+        """Delete up to ``limit`` routed events received before ``before`` (invocations keep
+        their copy), and up to ``limit`` invocations DELIVERED before it; return the larger count
+        (a full batch: more may be left)."""
         ...
 
     async def insert_rule(self, rule: Rule) -> bool:

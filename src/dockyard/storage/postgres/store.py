@@ -700,12 +700,17 @@ class PostgresStorage:
 
     async def prune_events(self, before: datetime, limit: int) -> int:
         async def prune(conn: Conn) -> int:
-            cursor = await conn.execute(
+            events = await conn.execute(
                 "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
                 " WHERE routed AND received_at < %s ORDER BY received_at LIMIT %s)",
                 (before, limit),
             )
-            return cursor.rowcount
+            invocations = await conn.execute(
+                "DELETE FROM invocations WHERE id IN (SELECT id FROM invocations"
+                " WHERE state = 'DELIVERED' AND updated_at < %s LIMIT %s)",
+                (before, limit),
+            )
+            return max(events.rowcount, invocations.rowcount)
 
         return await self._run(prune)
 

@@ -509,11 +509,17 @@ class SQLiteStorage:
     async def prune_events(self, before: datetime, limit: int) -> int:
         def prune(db: sqlite3.Connection) -> int:
             with self._write(db):
-                return db.execute(
+                events = db.execute(
                     "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
                     " WHERE routed AND received_at < ? ORDER BY received_at LIMIT ?)",
                     (before.timestamp(), limit),
                 ).rowcount
+                invocations = db.execute(
+                    "DELETE FROM invocations WHERE id IN (SELECT id FROM invocations"
+                    " WHERE state = 'DELIVERED' AND updated_at < ? LIMIT ?)",
+                    (before.timestamp(), limit),
+                ).rowcount
+                return max(events, invocations)
 
         return await self._run(prune)
 
