@@ -570,7 +570,15 @@ class HttpServer:
     in_flight: int = 0
     most_in_flight: int = 0
     delay: float = 0.0
+    #: Hold every request until this many are in flight at once (or ``hold_seconds`` pass): a
+    #: test of concurrency awaits the overlap instead of racing a timer.
+    hold_until: int = 0
+    hold_seconds: float = 10.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.arrived = threading.Condition(self.lock)
 
 
 @pytest.fixture
@@ -592,6 +600,10 @@ def http_server() -> Iterator[HttpServer]:
                 server.in_flight += 1
                 server.most_in_flight = max(server.most_in_flight, server.in_flight)
                 answer = server.answers.pop(0) if server.answers else None
+                server.arrived.notify_all()
+                server.arrived.wait_for(
+                    lambda: server.most_in_flight >= server.hold_until, timeout=server.hold_seconds
+                )
             try:
                 if server.delay:
                     time.sleep(server.delay)  # the server is slow: that is what is tested

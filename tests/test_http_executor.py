@@ -134,13 +134,15 @@ def test_hmac_signatures_verify_at_the_receiver(
 def test_many_requests_are_in_flight_at_once_on_one_worker(
     client: Client, http_server: Server, start_worker: Any
 ) -> None:
-    http_server.delay = 0.3
+    # The server answers nothing until all 50 requests are in at once: a worker that sent them
+    # one or a few at a time would leave them waiting out ``hold_seconds`` and fall short.
+    http_server.hold_until = 50
     register_http(client, "slow", url=http_server.url + "/slow", method="GET")
     submitted = client.submit_requests([SubmitRequest(definition="slow") for _ in range(50)])
     start_worker(concurrency=50)  # claims the 50 at once
     for item in submitted:
         assert client.wait(item.job.id, timeout=60).state is JobState.SUCCEEDED
-    assert http_server.most_in_flight >= 40
+    assert http_server.most_in_flight == 50
 
 
 def test_a_connection_refused_is_retried_and_recorded(client: Client, start_worker: Any) -> None:
