@@ -167,7 +167,7 @@ def test_submit_wait_exits_with_the_job_exit_code_and_jobs_commands(
     assert failed.returncode == 7
     assert "FAILED: Exited with code 7" in failed.stdout
     followed = run(settings, "submit", "exit", "--follow", "--payload", '{"k": 1}')
-    assert (followed.returncode, followed.stdout) == (0, "out 0\n")
+    assert (followed.returncode, followed.stdout, followed.stderr) == (0, "out 0\n", "")
 
     jobs = json.loads(ok(settings, "jobs", "list", "-o", "json"))
     assert [job["state"] for job in jobs] == ["SUCCEEDED", "FAILED"]
@@ -191,6 +191,11 @@ def test_submit_wait_exits_with_the_job_exit_code_and_jobs_commands(
     assert ok(settings, "jobs", "retry", failed_id) == f"{failed_id} RUNNABLE\n"
     result = run(settings, "jobs", "retry", jobs[0]["id"])
     assert result.returncode == 2 and "only FAILED or CANCELLED" in result.stderr
+    followed = run(
+        settings, "submit", "exit", "--follow", "--", "sh", "-c", 'echo "out $1"; exit 3', "sh"
+    )
+    assert (followed.returncode, followed.stdout) == (3, "out \n")
+    assert followed.stderr.endswith(" FAILED: Exited with code 3\n")  # why, beside the log
 
 
 def test_db_upgrade_is_idempotent(settings: Settings, backend: str) -> None:

@@ -89,13 +89,16 @@ def submit(
             sys.stdout.buffer.flush()
     if wait or follow:
         job = cli.client.wait(job.id)
+        outcome = f"{job.id} {job.state.value}" + (
+            f": {job.status_reason}" if job.status_reason else ""
+        )
         if cli.json:
             print_job(job, as_json=True)
         elif not follow:
-            click.echo(
-                f"{job.id} {job.state.value}"
-                + (f": {job.status_reason}" if job.status_reason else "")
-            )
+            click.echo(outcome)
+        elif job.state is not JobState.SUCCEEDED:
+            # stdout is the job's own output; why it ended goes beside it, as docker run would.
+            click.echo(f"dockyard: {outcome}", err=True)
         sys.exit(exit_code_of(job))
     if cli.json:
         print_job(job, as_json=True)
