@@ -34,3 +34,15 @@ def sleep_long(payload: Any) -> None:
     """Outlive any timeout a test sets (only run with ``isolation: subprocess``)."""
     print("sleeping", flush=True)
     time.sleep(60)
+
+
+def payload_size(payload: Any) -> dict[str, Any]:
+    """How big the payload this function was given is, and whether the variable had it too."""
+    import json
+    import os
+
+    return {
+        "chars": len(json.dumps(payload)),
+        "in_variable": "DOCKYARD_PAYLOAD" in os.environ,
+        "in_file": len(open(os.environ["DOCKYARD_PAYLOAD_FILE"]).read()),
+    }

@@ -28,12 +28,14 @@ import threading
 from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import DockerSpec
+from dockyard.executors.payload import CONTAINER_PAYLOAD_PATH, payload_file, payload_variables
 from dockyard.executors.port import ExecutionContext, Leftover
 
 __all__ = ["DockerExecutor"]
@@ -103,15 +105,16 @@ class DockerExecutor:
             return Outcome.failed(reason="NonRootRequired", status_reason=refusal)
         digest = _digest(image)
         context.log.write(f"dockyard: image {spec.image} ({digest})\n".encode())
-        try:
-            container = await asyncio.to_thread(self._create, client, spec, context)
-        except Exception as error:
-            context.log.write(f"dockyard: cannot create the container: {error}\n".encode())
-            return Outcome.failed(reason="CannotStart", status_reason=f"Cannot create: {error}")
-        try:
-            outcome = await self._supervise(container, context)
-        finally:
-            await asyncio.to_thread(_remove_quietly, container)
+        with payload_file(context) as payload:
+            try:
+                container = await asyncio.to_thread(self._create, client, spec, context, payload)
+            except Exception as error:
+                context.log.write(f"dockyard: cannot create the container: {error}\n".encode())
+                return Outcome.failed(reason="CannotStart", status_reason=f"Cannot create: {error}")
+            try:
+                outcome = await self._supervise(container, context)
+            finally:
+                await asyncio.to_thread(_remove_quietly, container)
         return replace(outcome, image=f"{spec.image.split('@')[0]}@{digest}")
 
     def _image(self, client: Any, spec: DockerSpec) -> Any:
@@ -137,12 +140,18 @@ class DockerExecutor:
                 f"cannot get image {spec.image}: {error.explanation or error}"
             ) from None
 
-    def _create(self, client: Any, spec: DockerSpec, context: ExecutionContext) -> Any:
+    def _create(
+        self, client: Any, spec: DockerSpec, context: ExecutionContext, payload: Path
+    ) -> Any:
         resources = context.spec.resources
         options: dict[str, Any] = {
             "command": None if spec.command is None else list(spec.command),
             "entrypoint": None if spec.entrypoint is None else list(spec.entrypoint),
-            "environment": dict(context.environment()),
+            "environment": {
+                **context.environment(),
+                **payload_variables(context, CONTAINER_PAYLOAD_PATH),
+            },
+            "volumes": {str(payload): {"bind": CONTAINER_PAYLOAD_PATH, "mode": "ro"}},
             "working_dir": spec.working_dir,
             "user": spec.user,
             "network_mode": spec.network_mode,

@@ -29,16 +29,14 @@ class ExecutionContext:
     worker_id: str = ""
 
     def environment(self) -> Mapping[str, str]:
-        """The job's environment plus the variables Dockyard sets for every attempt."""
-        import json
-
+        """The job's environment plus the variables Dockyard sets for every attempt (the
+        payload's come from :mod:`dockyard.executors.payload`)."""
         return {
             **self.spec.environment,
             "DOCKYARD_JOB_ID": self.job.id,
             "DOCKYARD_JOB_ATTEMPT": str(self.attempt),
             "DOCKYARD_JOB_NAME": self.job.name,
             "DOCKYARD_QUEUE": self.job.queue,
-            "DOCKYARD_PAYLOAD": json.dumps(self.job.payload),
         }
 
 

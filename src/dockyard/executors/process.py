@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import ProcessSpec
+from dockyard.executors.payload import payload_file, payload_variables
 from dockyard.executors.port import ExecutionContext
 from dockyard.logs.port import LogSink
 
@@ -36,8 +37,13 @@ class ProcessExecutor:
         spec = context.spec.executor
         assert isinstance(spec, ProcessSpec)
         argv: Sequence[str] = ("/bin/sh", "-c", spec.command[0]) if spec.shell else spec.command
-        env = {**self._base, **context.environment()}
-        return await run_process(argv, env=env, cwd=spec.working_dir, context=context)
+        with payload_file(context) as payload:
+            env = {
+                **self._base,
+                **context.environment(),
+                **payload_variables(context, str(payload)),
+            }
+            return await run_process(argv, env=env, cwd=spec.working_dir, context=context)
 
 
 async def run_process(

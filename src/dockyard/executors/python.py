@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import JSON, PythonSpec
+from dockyard.executors.payload import payload_variables
 from dockyard.executors.port import ExecutionContext
 from dockyard.executors.process import run_process
 from dockyard.logs.port import LogSink
@@ -144,14 +145,17 @@ class PythonExecutor:
     async def _run_isolated(self, spec: PythonSpec, context: ExecutionContext) -> Outcome:
         with tempfile.TemporaryDirectory(prefix="dockyard-") as scratch:
             result_path = Path(scratch) / "result.json"
+            payload_path = Path(scratch) / "payload.json"
+            payload = json.dumps(context.job.payload).encode()
+            payload_path.write_bytes(payload)
             env = {
                 **self._base,
                 **context.environment(),
+                **payload_variables(context, str(payload_path)),
                 "DOCKYARD_RESULT_FILE": str(result_path),
                 "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), *sys.path])),
             }
             argv = (sys.executable, "-m", "dockyard.executors.python_child", spec.function)
-            payload = json.dumps(context.job.payload).encode()
             outcome = await run_process(argv, env=env, cwd=None, context=context, stdin=payload)
             if outcome.exit_code == 0:
                 try:
