@@ -168,13 +168,13 @@ def new_job_record(job: NewJob, *, payload: Any, created_at: datetime, not_befor
     )
 
 
-@functools.lru_cache(maxsize=16384)
 @functools.lru_cache(maxsize=1024)
 def _rule_from_text(text: str) -> RuleSpec:
     """A stored rule, parsed once while it is unchanged (RuleSpec is immutable)."""
     return parse_rule(json.loads(text))[0]
 
 
+@functools.lru_cache(maxsize=16384)
 def _spec_from_text(text: str) -> ScheduleSpec:
     """A stored spec, parsed once: the scheduler reads thousands of schedules a minute, most
     of them unchanged since the last time (ScheduleSpec is immutable, so sharing it is safe)."""
