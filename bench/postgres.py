@@ -328,7 +328,7 @@ def scenario_latency(args: ScenarioArgs) -> dict[str, Any]:
     """(a): an idle CLI worker; ``n`` jobs submitted one at a time, ``interval`` apart."""
     import dockyard
     from dockyard.runtime import WorkerConfig
-    from dockyard.storage.sqlite import store as sqlite_store
+    from dockyard.storage.sqlite import changes as sqlite_changes
 
     with (
         fresh_store(args.backend, args.server_url) as store,
@@ -362,7 +362,7 @@ def scenario_latency(args: ScenarioArgs) -> dict[str, Any]:
             "worker_poll_seconds": WorkerConfig().poll_seconds,
             # How often an idle SQLite store looks for other processes' commits (data_version).
             "sqlite_poll_seconds": (
-                getattr(sqlite_store, "POLL_INTERVAL", None) if store.backend == "sqlite" else None
+                sqlite_changes.POLL_INTERVAL if store.backend == "sqlite" else None
             ),
             "listener_seen": listening,
             "latencies_ms": latencies,
@@ -537,7 +537,7 @@ async def _probe_postgres(store: Store, request: Any, runs: int) -> dict[str, An
     the pages and WAL it writes, then ``runs`` times timed; each in a transaction rolled back."""
     import psycopg
 
-    from dockyard.storage.postgres.store import _claim
+    from dockyard.storage.postgres.jobs import _claim
 
     timings: list[float] = []
     plan: list[str] = []
@@ -570,7 +570,7 @@ async def _probe_postgres(store: Store, request: Any, runs: int) -> dict[str, An
 
 
 def _probe_sqlite(store: Store, request: Any, runs: int) -> dict[str, Any]:
-    from dockyard.storage.sqlite.store import _claim
+    from dockyard.storage.sqlite.jobs import claim_jobs as _claim
 
     timings: list[float] = []
     plan: list[str] = []
@@ -614,7 +614,7 @@ async def _submit_backlog(app: Any, jobs: int) -> None:
 
     for offset in range(0, jobs, MAX_BATCH):
         size = min(MAX_BATCH, jobs - offset)
-        await app.submit_many([SubmitRequest(definition="bench") for _ in range(size)])
+        await app.jobs.submit_many([SubmitRequest(definition="bench") for _ in range(size)])
 
 
 async def _timed_claims(app: Any, count: int, limit: int) -> list[float]:
@@ -622,7 +622,7 @@ async def _timed_claims(app: Any, count: int, limit: int) -> list[float]:
     for i in range(count):
         request = _claim_request(limit)
         start = time.perf_counter()
-        claimed = await app.storage.claim(request)
+        claimed = await app.storage.jobs.claim(request)
         timings.append(time.perf_counter() - start)
         if len(claimed) != limit:
             raise RuntimeError(f"claim {i} took {len(claimed)} jobs, not {limit}")
@@ -639,7 +639,7 @@ async def _claim_case(store: Store, args: ScenarioArgs) -> dict[str, Any]:
     app = await Dockyard.open(Settings.resolve(home=store.home, url=store.url, environ={}))
     restarts = 0
     try:
-        await app.register_definition(DEFINITION, "bench")
+        await app.definitions.register(DEFINITION, "bench")
         # History first, as in life: the finished jobs are older than the backlog.
         fill_seconds = 0.0
         if args.history:

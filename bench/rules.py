@@ -135,7 +135,8 @@ def dockyard_matching(
     from datetime import UTC, datetime
 
     from dockyard.domain.patterns import compile_pattern
-    from dockyard.domain.rules import Rule, RuleIndex, parse_rule
+    from dockyard.domain.rule_index import RuleIndex
+    from dockyard.domain.rules import Rule, parse_rule
 
     start = time.perf_counter()
     if indexed:
@@ -216,13 +217,13 @@ async def routing(
         for offset in range(0, len(rules), 50):
             await asyncio.gather(
                 *(
-                    app.create_rule({"event_pattern": rule}, name=f"r{index:05d}")
+                    app.rules.create({"event_pattern": rule}, name=f"r{index:05d}")
                     for index, rule in enumerate(rules[offset : offset + 50], start=offset)
                 )
             )
         entries = [{k: v for k, v in e.items() if k not in ("version", "id")} for e in events]
         for offset in range(0, len(entries), 10):
-            await app.put_events(entries[offset : offset + 10])
+            await app.events.put(entries[offset : offset + 10])
         engine = app.rules_engine(RulesConfig(batch_size=500))
         start = time.perf_counter()
         routed = 0

@@ -59,14 +59,14 @@ async def _create(url: str, home: Path, count: int) -> float:
 
     app = await Dockyard.open(Settings.resolve(home=home, url=url, environ={}))
     try:
-        await app.register_definition(
+        await app.definitions.register(
             {"executor": "python", "function": "bench.functions:noop"}, name="tick"
         )
         document = {"expression": "cron(* * * * ? *)", "target": {"definition": "tick"}}
         start = time.perf_counter()
         for offset in range(0, count, 64):
             names = [f"s{index:06d}" for index in range(offset, min(offset + 64, count))]
-            await asyncio.gather(*(app.create_schedule(document, name=name) for name in names))
+            await asyncio.gather(*(app.schedules.create(document, name=name) for name in names))
         return time.perf_counter() - start
     finally:
         await app.close()

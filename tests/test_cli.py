@@ -219,3 +219,66 @@ def test_up_serves_jobs_submitted_from_another_shell_and_stops_on_ctrl_c(
         finally:
             up.send_signal(signal.SIGINT)
             assert up.wait(30) == 0
+
+
+def test_http_and_lambda_definitions_register_from_flags(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """``--executor`` offers every kind; http and lambda have flags for their essential fields,
+    the help says where the others come from, and a missing one is the usual one-line error."""
+    help_text = ok(settings, "definitions", "register", "--help")
+    assert "[process|python|docker|http|lambda]" in help_text
+    for flag in ("--url", "--method", "--header", "--function", "--region", "-f FILE"):
+        assert flag in help_text
+
+    out = ok(
+        settings, "definitions", "register", "hook", "--executor", "http",
+        "--url", "https://hooks.example.com/${payload.id}", "--method", "put",
+        "--header", "X-Team=ops", "--header", "X-Mode=full",
+    )  # fmt: skip
+    assert out == "registered hook:1\n"
+    hook = json.loads(ok(settings, "definitions", "describe", "hook:1"))
+    assert (hook["executor"], hook["url"], hook["method"]) == (
+        "http",
+        "https://hooks.example.com/${payload.id}",
+        "PUT",
+    )
+    assert hook["headers"] == {"X-Team": "ops", "X-Mode": "full"}
+
+    # The fields without a flag come from a file; the flags override and merge into it.
+    file = tmp_path / "hook.yaml"
+    file.write_text(
+        'executor: http\nurl: https://old.example.com\nheaders: {A: "1"}\njson: {k: v}\n'
+    )
+    ok(
+        settings, "definitions", "register", "hook", "-f", str(file),
+        "--url", "https://new.example.com", "--header", "B=2",
+    )  # fmt: skip
+    hook = json.loads(ok(settings, "definitions", "describe", "hook:2"))
+    assert (hook["url"], hook["headers"], hook["json"]) == (
+        "https://new.example.com",
+        {"A": "1", "B": "2"},
+        {"k": "v"},
+    )
+
+    ok(
+        settings, "definitions", "register", "resize", "--executor", "lambda",
+        "--function", "resize-image", "--region", "eu-west-1",
+    )  # fmt: skip
+    resize = json.loads(ok(settings, "definitions", "describe", "resize:1"))
+    assert (resize["executor"], resize["function"], resize["region"]) == (
+        "lambda",
+        "resize-image",
+        "eu-west-1",
+    )
+    assert resize["signing"]["kind"] == "aws-sigv4"
+
+    for args, message in (
+        (("--executor", "http"), "url: must be an http:// or https:// URL"),
+        (("--executor", "lambda", "--function", "f"), "region: must be lower-case letters"),
+        (("--executor", "lambda", "--region", "eu-west-1"), "function: must be a Lambda function"),
+    ):
+        result = run(settings, "definitions", "register", "broken", *args)
+        assert result.returncode == 2, result
+        assert message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -10,11 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dockyard.domain import transitions
-from dockyard.domain.definitions import definition_document, parse_definition, parse_definition_ref
+from dockyard.domain.definitions import (
+    COMMON_FIELDS,
+    definition_document,
+    parse_definition,
+    parse_definition_ref,
+)
 from dockyard.domain.jobs import new_job_id
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import Attempt, Job, JobId, Overrides
 from dockyard.domain.retry import ExitAction, ExitRule, RetryPolicy, backoff_delay
+from dockyard.domain.specs.registry import executor_kinds
 from dockyard.domain.states import JobState
 from dockyard.errors import ValidationError
 
@@ -147,6 +153,17 @@ def test_invalid_documents_name_the_field_and_rule(
         parse_definition(document)
     assert caught.value.field == field
     assert rule in caught.value.rule
+
+
+def test_every_executor_kind_adds_fields_of_its_own_and_lists_in_the_executor_message() -> None:
+    for kind in executor_kinds():
+        assert kind.fields and not COMMON_FIELDS & kind.fields.keys(), kind.name
+    with pytest.raises(ValidationError) as caught:
+        parse_definition({"executor": ["process"]})
+    assert (caught.value.field, caught.value.rule) == (
+        "executor",
+        "must be one of process, python, docker, http, lambda",
+    )
 
 
 def test_definition_references() -> None:

@@ -19,7 +19,7 @@ from dockyard.domain import transitions
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.retry import RetryPolicy
 from dockyard.settings import Settings
-from dockyard.storage.port import ClaimRequest
+from dockyard.storage.ports import ClaimRequest
 from dockyard.storage.sqlite.migrator import apply_migrations, schema_sql
 from dockyard.storage.sqlite.store import SQLiteStorage
 from tests.conftest import FakeClock, ServerProcess, register_process, wait_until
@@ -61,14 +61,19 @@ def test_claims_walk_indexes_instead_of_sorting_the_backlog(tmp_path: Path) -> N
         storage = SQLiteStorage(tmp_path / "dockyard.db")
         await storage.migrate()
         statements: list[str] = []
-        await storage._run(lambda db: db.set_trace_callback(statements.append))
+        await storage.database.run(lambda db: db.set_trace_callback(statements.append))
         now = datetime.now(UTC)
         for queues in (None, ("a",), ("a", "b")):
             request = ClaimRequest(worker_id="w", queues=queues, limit=4, now=now, lease_until=now)
-            await storage.claim(request)
-            await storage.next_runnable_at(queues)
-        hot = [sql for sql in statements if sql.startswith(("UPDATE jobs SET state", "SELECT j."))]
-        steps = await storage._run(
+            await storage.jobs.claim(request)
+            await storage.jobs.next_runnable_at(queues)
+        # Each statement opens with the comment lines that document it in sql/jobs.sql.
+        code = [
+            "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+            for sql in statements
+        ]
+        hot = [sql for sql in code if sql.startswith(("UPDATE jobs SET state", "SELECT j."))]
+        steps = await storage.database.run(
             lambda db: [
                 " | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")) for sql in hot
             ]
@@ -88,7 +93,7 @@ def test_revisions_are_immutable_and_name_means_latest_active(client: dockyard.C
     assert register_process(client, "refresh", "echo", "v1").revision == 1
     assert register_process(client, "refresh", "echo", "v2").revision == 2
     assert client.definition("refresh").revision == 2
-    assert client.definition("refresh:1").spec.executor.command == ("echo", "v1")  # type: ignore[union-attr]
+    assert client.definition("refresh:1").spec.executor.command == ("echo", "v1")  # type: ignore[attr-defined]
 
     client.deregister("refresh:2")
     assert client.definition("refresh").revision == 1
@@ -341,7 +346,7 @@ def test_claim_is_exclusive_under_concurrent_claimers(
         try:
             while True:
                 now = datetime.now(UTC)
-                batch = await storage.claim(
+                batch = await storage.jobs.claim(
                     ClaimRequest(
                         worker_id=worker,
                         queues=None,
@@ -371,8 +376,8 @@ def test_a_batch_applies_each_jobs_transitions_in_order(settings: Settings) -> N
     async def scenario() -> tuple[list[bool], list[dockyard.Job]]:
         app = await Dockyard.open(settings)
         try:
-            await app.register_definition({"executor": "process", "command": ["true"]}, "t")
-            await app.submit_many([SubmitRequest(definition="t") for _ in range(3)])
+            await app.definitions.register({"executor": "process", "command": ["true"]}, "t")
+            await app.jobs.submit_many([SubmitRequest(definition="t") for _ in range(3)])
             now = datetime.now(UTC)
             request = ClaimRequest(
                 worker_id="w",
@@ -381,7 +386,7 @@ def test_a_batch_applies_each_jobs_transitions_in_order(settings: Settings) -> N
                 now=now,
                 lease_until=now + timedelta(seconds=60),
             )
-            a, b, c = await app.storage.claim(request)
+            a, b, c = await app.storage.jobs.claim(request)
             policy = RetryPolicy()
             done = Outcome.succeeded(exit_code=0)
             rng = random.Random(1)
@@ -393,8 +398,8 @@ def test_a_batch_applies_each_jobs_transitions_in_order(settings: Settings) -> N
                 transitions.after_outcome(c, policy, done, worker_id="w", now=now, rng=rng),
                 transitions.after_outcome(b, policy, done, worker_id="other", now=now, rng=rng),
             ]
-            applied = await app.storage.apply(batch)
-            return applied, [await app.get_job(job.id) for job in (a, b, c)]
+            applied = await app.storage.jobs.apply(batch)
+            return applied, [await app.jobs.get(job.id) for job in (a, b, c)]
         finally:
             await app.close()
 

@@ -19,14 +19,14 @@ from dockyard.domain import transitions
 from dockyard.domain.retry import RetryPolicy
 from dockyard.runtime import Maintenance, MaintenanceConfig
 from dockyard.settings import Settings
-from dockyard.storage.port import ClaimRequest, Heartbeat
+from dockyard.storage.ports import ClaimRequest, Heartbeat
 from tests.conftest import FakeClock, register_process, wait_until
 from tests.test_reliability import kill_group
 
 
 def maintenance(app: Dockyard, *, retention_days: float = 7, batch_size: int = 500) -> Maintenance:
     config = MaintenanceConfig(retention=timedelta(days=retention_days), batch_size=batch_size)
-    return Maintenance(storage=app.storage, logs=app.logs, clock=app.clock, config=config)
+    return Maintenance(storage=app.storage, logs=app.log_store, clock=app.clock, config=config)
 
 
 def test_finished_jobs_are_pruned_after_the_retention_with_their_logs(
@@ -76,12 +76,12 @@ def test_a_rescue_loses_to_a_lease_renewed_meanwhile(settings: Settings) -> None
     async def scenario() -> tuple[bool, bool, JobState, JobState]:
         app = await Dockyard.open(settings, clock=clock)
         try:
-            await app.register_definition({"executor": "process", "command": ["true"]}, "x")
-            submitted = await app.submit_many(
+            await app.definitions.register({"executor": "process", "command": ["true"]}, "x")
+            submitted = await app.jobs.submit_many(
                 [dockyard.SubmitRequest(definition="x") for _ in range(2)]
             )
             now = clock.now()
-            claimed = await app.storage.claim(
+            claimed = await app.storage.jobs.claim(
                 ClaimRequest(
                     worker_id="w1",
                     queues=None,
@@ -92,11 +92,11 @@ def test_a_rescue_loses_to_a_lease_renewed_meanwhile(settings: Settings) -> None
             )
             assert len(claimed) == 2
             clock.advance(11)
-            expired = await app.storage.expired_leases(clock.now(), limit=10)
+            expired = await app.storage.jobs.expired_leases(clock.now(), limit=10)
             assert {job.id for job in expired} == {s.job.id for s in submitted}
             renewed, abandoned = sorted(expired, key=lambda job: job.id != claimed[0].id)
             # Between the read and the rescue, w1 renews one lease.
-            await app.storage.heartbeat(
+            await app.storage.jobs.heartbeat(
                 Heartbeat(
                     worker_id="w1",
                     job_ids=(renewed.id,),
@@ -110,8 +110,8 @@ def test_a_rescue_loses_to_a_lease_renewed_meanwhile(settings: Settings) -> None
                 )
                 for job in (renewed, abandoned)
             ]
-            kept, rescued = await app.storage.apply(rescues)
-            states = [(await app.get_job(job.id)).state for job in (renewed, abandoned)]
+            kept, rescued = await app.storage.jobs.apply(rescues)
+            states = [(await app.jobs.get(job.id)).state for job in (renewed, abandoned)]
             return kept, rescued, states[0], states[1]
         finally:
             await app.close()
@@ -127,15 +127,15 @@ def test_one_leader_at_a_time_and_the_next_takes_over(settings: Settings) -> Non
         first = await Dockyard.open(settings)
         second = await Dockyard.open(settings)
         try:
-            seen = [await first.storage.try_lead("maintenance")]
-            seen.append(await second.storage.try_lead("maintenance"))
-            seen.append(await first.storage.try_lead("maintenance"))  # still holds it
+            seen = [await first.storage.leadership.try_lead("maintenance")]
+            seen.append(await second.storage.leadership.try_lead("maintenance"))
+            seen.append(await first.storage.leadership.try_lead("maintenance"))  # still holds it
             await first.close()
             # The server releases the lock once it has seen the session end: within moments.
             async with asyncio.timeout(10):
-                while not await second.storage.try_lead("maintenance"):
+                while not await second.storage.leadership.try_lead("maintenance"):
                     await asyncio.sleep(0.05)
-            seen.append(await second.storage.try_lead("maintenance"))
+            seen.append(await second.storage.leadership.try_lead("maintenance"))
             return seen
         finally:
             await second.close()

@@ -21,8 +21,8 @@ from dockyard.errors import StorageError
 from dockyard.settings import Settings
 from dockyard.storage import ClaimRequest, open_storage
 from dockyard.storage.postgres import PostgresStorage
+from dockyard.storage.postgres.jobs import claim_sql
 from dockyard.storage.postgres.migrator import apply_migrations, schema_sql
-from dockyard.storage.postgres.store import claim_sql
 from tests.conftest import WorkerThread, register_process
 
 SCHEMA = Path(__file__).parent.parent / "src/dockyard/storage/postgres/schema.sql"
@@ -116,8 +116,8 @@ def test_maintenance_gathers_statistics_a_bulk_submit_left_stale(postgres_url: s
             )
             # Table statistics reach pg_stat_user_tables when a session ends or idles.
             await conn.execute("SELECT pg_stat_force_next_flush()")
-            first = await storage.refresh_statistics()
-            second = await storage.refresh_statistics()
+            first = await storage.jobs.refresh_statistics()
+            second = await storage.jobs.refresh_statistics()
             now = datetime.now(UTC)
             request = ClaimRequest(worker_id="w", queues=None, limit=16, now=now, lease_until=now)
             sql, args = claim_sql(request)
@@ -174,9 +174,9 @@ def test_dockyard_open_on_postgres_submits_and_lists(postgres_url: str, tmp_path
     async def scenario() -> list[str]:
         app = await Dockyard.open(settings)
         try:
-            await app.register_definition({"executor": "process", "command": ["true"]}, "t")
-            await app.submit_many([SubmitRequest(definition="t") for _ in range(3)])
-            return [job.state for job in await app.list_jobs()]
+            await app.definitions.register({"executor": "process", "command": ["true"]}, "t")
+            await app.jobs.submit_many([SubmitRequest(definition="t") for _ in range(3)])
+            return [job.state for job in await app.jobs.list()]
         finally:
             await app.close()
 

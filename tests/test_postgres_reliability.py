@@ -36,7 +36,7 @@ import pytest
 import dockyard
 from dockyard import Client, JobState
 from dockyard.settings import Settings
-from dockyard.storage.postgres.store import DEAD_PEER_SECONDS
+from dockyard.storage.postgres.database import DEAD_PEER_SECONDS
 from tests.conftest import (
     POSTGRES_URL,
     REPO,

@@ -23,7 +23,7 @@ from dockyard.domain.rules import InvocationState
 from dockyard.executors.http import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from dockyard.runtime import RulesConfig, RulesEngine, SchedulerConfig
 from dockyard.settings import Settings
-from dockyard.storage.port import JobQuery
+from dockyard.storage.ports import JobQuery
 from tests.conftest import ECR_EVENT, FakeClock, HttpServer, Received, free_port
 
 T = TypeVar("T")
@@ -50,7 +50,7 @@ def run(settings: Settings, scenario: Callable[[Dockyard, FakeClock], Awaitable[
         clock = FakeClock(START)
         app = await Dockyard.open(settings, clock=clock)
         try:
-            await app.register_definition(
+            await app.definitions.register(
                 {"executor": "python", "function": "tests.jobfunctions:echo"}, name="report"
             )
             return await scenario(app, clock)
@@ -69,7 +69,7 @@ def put(source: str, detail_type: str, detail: dict[str, Any]) -> dict[str, Any]
 
 
 async def jobs_of(app: Dockyard, definition: str) -> list[Any]:
-    jobs = await app.storage.list_jobs(JobQuery(limit=1000))
+    jobs = await app.storage.jobs.select(JobQuery(limit=1000))
     return [job for job in jobs if job.definition_name == definition]
 
 
@@ -77,7 +77,7 @@ def test_a_matching_event_submits_one_job_with_the_transformed_payload(
     settings: Settings,
 ) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule(
+        await app.rules.create(
             {
                 "event_pattern": {
                     "source": ["shop.orders"],
@@ -98,7 +98,7 @@ def test_a_matching_event_submits_one_job_with_the_transformed_payload(
             },
             name="big-orders",
         )
-        events = await app.put_events(
+        events = await app.events.put(
             [
                 put("shop.orders", "Order Placed", {"id": "o-1", "total": 250}),
                 put("shop.orders", "Order Placed", {"id": "o-2", "total": 20}),
@@ -111,7 +111,7 @@ def test_a_matching_event_submits_one_job_with_the_transformed_payload(
         assert job.payload == {"order": "o-1", "note": "total 250"}
         assert job.queue == "billing"
         assert job.idempotency_key == f"rule:big-orders:invoice:{events[0].id}"
-        (invocation,) = await app.rule_history("big-orders")
+        (invocation,) = await app.rules.history("big-orders")
         assert invocation.state is InvocationState.DELIVERED
         assert invocation.result == f"job {job.id}"
         assert invocation.event["detail"] == {"id": "o-1", "total": 250}
@@ -124,14 +124,14 @@ def test_a_matching_event_submits_one_job_with_the_transformed_payload(
 
 def test_without_a_target_payload_the_job_gets_the_whole_event(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule(
+        await app.rules.create(
             {
                 "event_pattern": {"source": ["ci"]},
                 "targets": [{"kind": "submit-job", "definition": "report"}],
             },
             name="everything",
         )
-        (event,) = await app.put_events([put("ci", "Build Done", {"ok": True})])
+        (event,) = await app.events.put([put("ci", "Build Done", {"ok": True})])
         await engine(app).run_once()
         (job,) = await jobs_of(app, "report")
         assert job.payload == event.envelope()
@@ -141,7 +141,7 @@ def test_without_a_target_payload_the_job_gets_the_whole_event(settings: Setting
 
 def test_job_state_changes_are_events_and_the_submission_is_not(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule(
+        await app.rules.create(
             {
                 "event_pattern": {
                     "source": ["dockyard.job"],
@@ -152,11 +152,11 @@ def test_job_state_changes_are_events_and_the_submission_is_not(settings: Settin
             },
             name="cancelled-reports",
         )
-        submitted = await app.submit(SubmitRequest(definition="report", group="g1"))
+        submitted = await app.jobs.submit(SubmitRequest(definition="report", group="g1"))
         job = submitted.job
-        assert await app.list_events() == []  # AWS Batch sends no event for a submission
-        await app.cancel(job.id, reason="not needed")
-        (stored,) = await app.list_events()
+        assert await app.events.recent() == []  # AWS Batch sends no event for a submission
+        await app.jobs.cancel(job.id, reason="not needed")
+        (stored,) = await app.events.recent()
         event = stored.envelope
         assert event["source"] == "dockyard.job"
         assert event["resources"] == [f"dockyard:job/{job.id}"]
@@ -174,7 +174,7 @@ def test_job_state_changes_are_events_and_the_submission_is_not(settings: Settin
         }
         datetime.strptime(event["time"], "%Y-%m-%dT%H:%M:%SZ")
         await engine(app).run_once()
-        (invocation,) = await app.rule_history("cancelled-reports")
+        (invocation,) = await app.rules.history("cancelled-reports")
         assert invocation.state is InvocationState.DELIVERED
         (note,) = [j for j in await jobs_of(app, "report") if j.id != job.id]
         assert note.payload["detail"]["jobId"] == job.id
@@ -184,15 +184,17 @@ def test_job_state_changes_are_events_and_the_submission_is_not(settings: Settin
 
 def test_the_bus_keeps_events_only_while_a_rule_is_enabled(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        submitted = await app.submit(SubmitRequest(definition="report"))
-        await app.cancel(submitted.job.id)
-        assert await app.put_events([put("a", "b", {})])  # accepted, and nothing reads it
-        await app.create_rule({"event_pattern": {"source": ["a"]}, "state": "DISABLED"}, name="off")
-        await app.put_events([put("a", "b", {})])
-        assert await app.list_events() == []
-        await app.set_rule_enabled("off", True)
-        await app.put_events([put("a", "b", {"n": 1})])
-        (stored,) = await app.list_events()
+        submitted = await app.jobs.submit(SubmitRequest(definition="report"))
+        await app.jobs.cancel(submitted.job.id)
+        assert await app.events.put([put("a", "b", {})])  # accepted, and nothing reads it
+        await app.rules.create(
+            {"event_pattern": {"source": ["a"]}, "state": "DISABLED"}, name="off"
+        )
+        await app.events.put([put("a", "b", {})])
+        assert await app.events.recent() == []
+        await app.rules.set_enabled("off", True)
+        await app.events.put([put("a", "b", {"n": 1})])
+        (stored,) = await app.events.recent()
         assert stored.envelope["detail"] == {"n": 1}
 
     run(settings, scenario)
@@ -200,9 +202,9 @@ def test_the_bus_keeps_events_only_while_a_rule_is_enabled(settings: Settings) -
 
 def test_definitions_registered_and_schedules_fired_are_events(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule({"event_pattern": {"source": [{"prefix": "dockyard."}]}}, name="all")
-        await app.register_definition({"executor": "docker", "image": "busybox:1.36"}, name="tool")
-        (registered,) = await app.list_events(source="dockyard.definition")
+        await app.rules.create({"event_pattern": {"source": [{"prefix": "dockyard."}]}}, name="all")
+        await app.definitions.register({"executor": "docker", "image": "busybox:1.36"}, name="tool")
+        (registered,) = await app.events.recent(source="dockyard.definition")
         assert registered.envelope["detail-type"] == "Definition Registered"
         assert registered.envelope["detail"] == {
             "name": "tool",
@@ -211,12 +213,12 @@ def test_definitions_registered_and_schedules_fired_are_events(settings: Setting
             "executor": "docker",
             "image": "busybox:1.36",
         }
-        await app.create_schedule(
+        await app.schedules.create(
             {"expression": "rate(1 minute)", "target": {"definition": "report"}}, name="tick"
         )
         clock.advance(61)
         assert (await app.scheduler(SchedulerConfig()).run_once()).fired == 1
-        (fired,) = await app.list_events(source="dockyard.schedule")
+        (fired,) = await app.events.recent(source="dockyard.schedule")
         (job,) = await jobs_of(app, "report")
         assert fired.envelope["detail-type"] == "Schedule Fired"
         assert fired.envelope["resources"] == ["dockyard:schedule/tick"]
@@ -245,12 +247,12 @@ def test_register_revision_replaces_the_image_and_keeps_everything_else(
             "queue": "deploys",
             "description": "the app",
         }
-        first = await app.register_definition(app_doc, name="app")
-        other = await app.register_definition(
+        first = await app.definitions.register(app_doc, name="app")
+        other = await app.definitions.register(
             {"executor": "docker", "image": "registry.local/team/other:v1"}, name="other"
         )
-        await app.register_definition({"executor": "process", "command": ["true"]}, name="plain")
-        await app.create_rule(
+        await app.definitions.register({"executor": "process", "command": ["true"]}, name="plain")
+        await app.rules.create(
             {
                 "event_pattern": {
                     "source": ["aws.ecr"],
@@ -260,20 +262,20 @@ def test_register_revision_replaces_the_image_and_keeps_everything_else(
             },
             name="deploy-app",
         )
-        await app.put_events(ECR_PUSH)  # ECR's event as it is
+        await app.events.put(ECR_PUSH)  # ECR's event as it is
         await engine(app).run_once()
-        latest = await app.get_definition("app")
+        latest = await app.definitions.get("app")
         assert latest.revision == 2
         before = definition_document("app", first.spec)
         after = definition_document("app", latest.spec)
         assert after == {**before, "image": ECR_IMAGE}
-        assert (await app.get_definition("other")).revision == other.revision
-        history = {i.target: i for i in await app.rule_history("deploy-app")}
+        assert (await app.definitions.get("other")).revision == other.revision
+        history = {i.target: i for i in await app.rules.history("deploy-app")}
         assert history["bump"].state is InvocationState.DELIVERED
         assert history["bump"].result == "definition app:2"
         # A rule cannot name a definition that takes no image.
         with pytest.raises(ValidationError) as refused:
-            await app.update_rule(
+            await app.rules.update(
                 "deploy-app", {"targets": [{"kind": "register-revision", "definition": "plain"}]}
             )
         assert refused.value.field == "targets[0].definition"
@@ -283,11 +285,11 @@ def test_register_revision_replaces_the_image_and_keeps_everything_else(
         )
         # The same image pushed again (a new event): no new revision.
         clock.advance(1)
-        (again,) = await app.put_events(ECR_PUSH)
+        (again,) = await app.events.put(ECR_PUSH)
         await engine(app).run_once()
-        assert (await app.get_definition("app")).revision == 2
+        assert (await app.definitions.get("app")).revision == 2
         newest = {
-            i.target: i for i in await app.rule_history("deploy-app") if i.event_id == again.id
+            i.target: i for i in await app.rules.history("deploy-app") if i.event_id == again.id
         }
         assert newest["bump"].result == f"definition app:2 already runs {ECR_IMAGE}"
 
@@ -302,7 +304,7 @@ def test_a_webhook_gets_the_event_signed_retries_and_the_dead_list(
     answers += [(503, {}, b""), (503, {}, b""), (200, {}, b"")]
 
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule(
+        await app.rules.create(
             {
                 "event_pattern": {"source": ["monitor"]},
                 "targets": [
@@ -318,10 +320,10 @@ def test_a_webhook_gets_the_event_signed_retries_and_the_dead_list(
             },
             name="alarm",
         )
-        (event,) = await app.put_events([put("monitor", "Disk Full", {"host": "db1"})])
+        (event,) = await app.events.put([put("monitor", "Disk Full", {"host": "db1"})])
         rules = engine(app)
         await rules.run_once()
-        (first,) = await app.rule_history("alarm")
+        (first,) = await app.rules.history("alarm")
         assert (first.state, first.attempts, first.error) == (
             InvocationState.PENDING,
             1,
@@ -334,12 +336,12 @@ def test_a_webhook_gets_the_event_signed_retries_and_the_dead_list(
         assert len(http_server.received) == 1  # not due yet
         clock.advance(10)
         await rules.run_once()
-        (second,) = await app.rule_history("alarm")
+        (second,) = await app.rules.history("alarm")
         assert second.attempts == 2 and second.next_attempt_at is not None
         assert 10 <= (second.next_attempt_at - clock.now()).total_seconds() <= 20
         clock.advance(20)
         await rules.run_once()
-        (done,) = await app.rule_history("alarm")
+        (done,) = await app.rules.history("alarm")
         assert (done.state, done.attempts, done.result) == (
             InvocationState.DELIVERED,
             3,
@@ -371,23 +373,23 @@ def test_a_refused_delivery_is_dead_at_once_and_can_be_retried(
     http_server.default = answer
 
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule(
+        await app.rules.create(
             {
                 "event_pattern": {"source": ["monitor"]},
                 "targets": [{"id": "hook", "kind": "webhook", "url": http_server.url}],
             },
             name="hook",
         )
-        await app.put_events([put("monitor", "Ping", {})])
+        await app.events.put([put("monitor", "Ping", {})])
         await engine(app).run_once()
-        (dead,) = await app.rule_history("hook", InvocationState.DEAD)
+        (dead,) = await app.rules.history("hook", InvocationState.DEAD)
         assert (dead.attempts, dead.error) == (1, "HTTP 400")
-        assert await app.rule_history("hook", InvocationState.PENDING) == []
+        assert await app.rules.history("hook", InvocationState.PENDING) == []
         refusing["on"] = False
-        assert await app.retry_invocations("hook") == 1
-        assert await app.retry_invocations("hook") == 0  # nothing dead is left
+        assert await app.rules.retry_invocations("hook") == 1
+        assert await app.rules.retry_invocations("hook") == 0  # nothing dead is left
         await engine(app).run_once()
-        (delivered,) = await app.rule_history("hook")
+        (delivered,) = await app.rules.history("hook")
         assert (delivered.state, delivered.result) == (InvocationState.DELIVERED, "HTTP 204")
         assert len(http_server.received) == 2
 
@@ -398,7 +400,7 @@ def test_retries_end_on_the_dead_list(settings: Settings) -> None:
     closed = f"http://127.0.0.1:{free_port()}/nobody"
 
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule(
+        await app.rules.create(
             {
                 "event_pattern": {"source": ["monitor"]},
                 "targets": [
@@ -412,11 +414,11 @@ def test_retries_end_on_the_dead_list(settings: Settings) -> None:
             },
             name="down",
         )
-        await app.put_events([put("monitor", "Ping", {})])
+        await app.events.put([put("monitor", "Ping", {})])
         rules = engine(app)
         for _ in range(3):
             await rules.run_once()
-        (dead,) = await app.rule_history("down")
+        (dead,) = await app.rules.history("down")
         assert dead.state is InvocationState.DEAD
         assert dead.attempts == 3  # the first try and two retries
         assert dead.error is not None and "ConnectError" in dead.error
@@ -426,23 +428,23 @@ def test_retries_end_on_the_dead_list(settings: Settings) -> None:
 
 def test_an_event_is_routed_once_even_when_routed_again(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule(
+        await app.rules.create(
             {
                 "event_pattern": {"source": ["ci"]},
                 "targets": [{"id": "t", "kind": "submit-job", "definition": "report"}],
             },
             name="once",
         )
-        await app.put_events([put("ci", "Done", {})])
-        (stored,) = await app.storage.unrouted_events(10)
+        await app.events.put([put("ci", "Done", {})])
+        (stored,) = await app.storage.events.unrouted(10)
         rules = engine(app)
         await rules.run_once()
         # A leader that died before its commit would route the same event again: nothing doubles.
-        from dockyard.storage.port import NewInvocation
+        from dockyard.storage.ports import NewInvocation
 
         again = NewInvocation(id="another", rule="once", target="t", event=stored.envelope)
-        assert await app.storage.route_events([stored.seq], [again], clock.now()) == 0
-        assert len(await app.rule_history("once")) == 1
+        assert await app.storage.events.route([stored.seq], [again], clock.now()) == 0
+        assert len(await app.rules.history("once")) == 1
         assert len(await jobs_of(app, "report")) == 1
 
     run(settings, scenario)
@@ -502,25 +504,32 @@ def test_bad_rules_name_the_field_and_write_nothing(
 ) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
         with pytest.raises(ValidationError) as raised:
-            await app.create_rule(document, name="bad")
+            await app.rules.create(document, name="bad")
         assert (raised.value.field, raised.value.rule) == (field, rule)
-        assert await app.list_rules() == []
+        assert await app.rules.list() == []
 
     run(settings, scenario)
 
 
 def test_an_invalid_pattern_carries_aws_message(settings: Settings) -> None:
-    with pytest.raises(InvalidEventPattern) as raised:
-        Dockyard.test_event_pattern({"detail": {"n": [{"numeric": [">", "x"]}]}}, {"detail": {}})
-    assert raised.value.message == "Event pattern is not valid. Reason: Value of > must be numeric"
-    assert Dockyard.test_event_pattern({"source": ["a"]}, {"source": "a"}) is True
-    assert Dockyard.test_event_pattern({"source": ["a"]}, {"source": "b"}) is False
+    async def scenario(app: Dockyard, _: FakeClock) -> None:
+        with pytest.raises(InvalidEventPattern) as raised:
+            await app.events.test_pattern(
+                {"detail": {"n": [{"numeric": [">", "x"]}]}}, {"detail": {}}
+            )
+        assert raised.value.message == (
+            "Event pattern is not valid. Reason: Value of > must be numeric"
+        )
+        assert await app.events.test_pattern({"source": ["a"]}, {"source": "a"}) is True
+        assert await app.events.test_pattern({"source": ["a"]}, {"source": "b"}) is False
+
+    run(settings, scenario)
 
 
 def test_a_target_that_cannot_work_is_dead_at_once(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
         with pytest.raises(ValidationError) as refused:
-            await app.create_rule(
+            await app.rules.create(
                 {
                     "event_pattern": {"source": ["ci"]},
                     "targets": [{"kind": "submit-job", "definition": "missing"}],
@@ -531,18 +540,18 @@ def test_a_target_that_cannot_work_is_dead_at_once(settings: Settings) -> None:
             "targets[0].definition",
             "no active definition missing (register it first)",
         )
-        await app.register_definition({"executor": "process", "command": ["true"]}, name="brief")
-        await app.create_rule(
+        await app.definitions.register({"executor": "process", "command": ["true"]}, name="brief")
+        await app.rules.create(
             {
                 "event_pattern": {"source": ["ci"]},
                 "targets": [{"id": "t", "kind": "submit-job", "definition": "brief"}],
             },
             name="gone",
         )
-        await app.deregister_definition("brief:1")
-        await app.put_events([put("ci", "Done", {})])
+        await app.definitions.deregister("brief:1")
+        await app.events.put([put("ci", "Done", {})])
         await engine(app).run_once()
-        (dead,) = await app.rule_history("gone")
+        (dead,) = await app.rules.history("gone")
         assert (dead.state, dead.attempts) == (InvocationState.DEAD, 1)  # not retried
         assert dead.error == "active revision of definition not found: brief"
         assert await jobs_of(app, "brief") == []
@@ -553,7 +562,8 @@ def test_a_target_that_cannot_work_is_dead_at_once(settings: Settings) -> None:
 def test_the_index_by_source_finds_exactly_what_trying_every_rule_finds() -> None:
     from bench.rules import make_events, make_rules
 
-    from dockyard.domain.rules import Rule, RuleIndex, parse_rule
+    from dockyard.domain.rule_index import RuleIndex
+    from dockyard.domain.rules import Rule, parse_rule
 
     rng = random.Random(3)
     patterns = [
@@ -591,23 +601,23 @@ def test_maintenance_prunes_old_events_and_deliveries_but_keeps_the_dead_list(
     )
 
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_rule(
+        await app.rules.create(
             {
                 "event_pattern": {"source": ["monitor"]},
                 "targets": [{"id": "hook", "kind": "webhook", "url": http_server.url}],
             },
             name="hook",
         )
-        await app.put_events([put("monitor", "Ping", {}), put("monitor", "Ping", {"refuse": 1})])
+        await app.events.put([put("monitor", "Ping", {}), put("monitor", "Ping", {"refuse": 1})])
         await engine(app).run_once()
-        states = sorted(i.state.value for i in await app.rule_history("hook"))
+        states = sorted(i.state.value for i in await app.rules.history("hook"))
         assert states == ["DEAD", "DELIVERED"]
         tidy = app.maintenance()
         assert await tidy.prune_events() == 0  # nothing is old yet
         clock.advance(tidy.config.retention.total_seconds() + 1)
         await tidy.run_once()
-        assert await app.list_events() == []
-        (dead,) = await app.rule_history("hook")
+        assert await app.events.recent() == []
+        (dead,) = await app.rules.history("hook")
         assert dead.state is InvocationState.DEAD
 
     run(settings, scenario)

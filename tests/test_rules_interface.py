@@ -22,7 +22,8 @@ import dockyard
 from dockyard import ConflictError, NotFoundError, ValidationError
 from dockyard.app import Dockyard
 from dockyard.domain.patterns import InvalidEventPattern
-from dockyard.domain.rules import InvocationState, SubmitJobTarget, WebhookTarget
+from dockyard.domain.rule_targets import SubmitJobTarget, WebhookTarget
+from dockyard.domain.rules import InvocationState
 from dockyard.runtime.rules import RulesReport
 from dockyard.settings import Settings
 from tests.conftest import ServerProcess, each_transport, free_port

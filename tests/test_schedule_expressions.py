@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dockyard.domain.schedules import ScheduleExpressionError, next_fire_times, parse_expression
+from dockyard.domain.fire_times import next_fire_times
+from dockyard.domain.schedules import ScheduleExpressionError, parse_expression
 
 
 def stamp(moment: datetime) -> str:

@@ -20,7 +20,7 @@ from dockyard.domain.records import Job
 from dockyard.domain.states import JobState
 from dockyard.runtime import Scheduler, SchedulerConfig
 from dockyard.settings import Settings
-from dockyard.storage.port import JobQuery
+from dockyard.storage.ports import JobQuery
 from tests.conftest import FakeClock
 
 T = TypeVar("T")
@@ -38,7 +38,7 @@ def run(settings: Settings, scenario: Callable[[Dockyard, FakeClock], Awaitable[
         clock = FakeClock(START)
         app = await Dockyard.open(settings, clock=clock)
         try:
-            await app.register_definition(
+            await app.definitions.register(
                 {"executor": "python", "function": "tests.jobfunctions:echo"},
                 name="report",
             )
@@ -59,7 +59,7 @@ def scheduler(app: Dockyard, **config: Any) -> Scheduler:
 
 async def jobs(app: Dockyard) -> list[Job]:
     """Every job, oldest first."""
-    return list(reversed(await app.storage.list_jobs(JobQuery(limit=1000))))
+    return list(reversed(await app.storage.jobs.select(JobQuery(limit=1000))))
 
 
 def schedule_doc(expression: str, **fields: Any) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def test_a_cron_schedule_fires_each_minute_once_with_the_fire_time_in_its_payloa
 ) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
         payload = {"at": "<aws.scheduler.scheduled-time>", "by": "<aws.scheduler.schedule-arn>"}
-        created = await app.create_schedule(
+        created = await app.schedules.create(
             schedule_doc("cron(* * * * ? *)", target={"payload": payload}), name="minutely"
         )
         assert created.next_fire_at == at("2026-06-01T12:01:00+00:00")
@@ -98,7 +98,7 @@ def test_a_cron_schedule_fires_each_minute_once_with_the_fire_time_in_its_payloa
             at("2026-06-01T12:01:00+00:00"),
             at("2026-06-01T12:02:00+00:00"),
         ]
-        shown = await app.get_schedule("minutely")
+        shown = await app.schedules.get("minutely")
         assert shown.fires == 2
         assert shown.last_fire_at == at("2026-06-01T12:02:00+00:00")
         assert shown.last_job_id == made[-1].id
@@ -109,14 +109,14 @@ def test_a_cron_schedule_fires_each_minute_once_with_the_fire_time_in_its_payloa
 
 def test_a_rate_fires_at_once_then_every_period_and_an_at_fires_once(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        rate = await app.create_schedule(schedule_doc("rate(5 minutes)"), name="rate")
+        rate = await app.schedules.create(schedule_doc("rate(5 minutes)"), name="rate")
         assert rate.next_fire_at == START  # AWS: a rate without a start fires immediately
         clock.advance(0.75)  # fire times are whole seconds: a rate created now fires at once too
-        soon = await app.create_schedule(schedule_doc("rate(1 day)"), name="soon")
+        soon = await app.schedules.create(schedule_doc("rate(1 day)"), name="soon")
         assert soon.next_fire_at == START
-        await app.delete_schedule("soon")
+        await app.schedules.delete("soon")
         clock.advance(-0.75)
-        once = await app.create_schedule(
+        once = await app.schedules.create(
             schedule_doc("at(2026-06-01T14:05:00)", timezone="Europe/Paris"), name="once"
         )
         assert once.next_fire_at == at("2026-06-01T12:05:00+00:00")  # 14:05 in Paris (CEST)
@@ -124,10 +124,10 @@ def test_a_rate_fires_at_once_then_every_period_and_an_at_fires_once(settings: S
         assert (await firing.run_once()).fired == 1
         move_to(clock, START + timedelta(minutes=5))
         assert (await firing.run_once()).fired == 2  # the rate's second fire, and the at
-        done = await app.get_schedule("once")
+        done = await app.schedules.get("once")
         assert done.next_fire_at is None and done.fires == 1  # kept: no delete_after_completion
 
-        later = await app.create_schedule(
+        later = await app.schedules.create(
             schedule_doc("at(2026-06-01T15:00:00)", delete_after_completion=True),
             name="later",
         )
@@ -138,11 +138,11 @@ def test_a_rate_fires_at_once_then_every_period_and_an_at_fires_once(settings: S
         # ran) and its catch-up policy, none, skips them.
         assert (report.fired, report.skipped) == (1, 34)
         with pytest.raises(NotFoundError):
-            await app.get_schedule("later")  # the at deleted itself after firing
+            await app.schedules.get("later")  # the at deleted itself after firing
         keys = [job.idempotency_key for job in await jobs(app)]
         assert "schedule:later:2026-06-01T15:00:00Z" in keys
         assert sum(key is not None and key.startswith("schedule:rate:") for key in keys) == 2
-        assert (await app.get_schedule("rate")).next_fire_at == at("2026-06-01T15:00:30+00:00")
+        assert (await app.schedules.get("rate")).next_fire_at == at("2026-06-01T15:00:30+00:00")
 
     run(settings, scenario)
 
@@ -162,7 +162,7 @@ def test_catch_up_after_downtime(
     """Hourly fires at 13:00, 14:00 and 15:00 were missed while no scheduler ran until 15:30."""
 
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_schedule(
+        await app.schedules.create(
             schedule_doc("cron(0 * * * ? *)", catch_up=policy, catch_up_limit=limit),
             name="hourly",
         )
@@ -173,15 +173,15 @@ def test_catch_up_after_downtime(
         assert [job.idempotency_key for job in made] == [
             f"schedule:hourly:2026-06-01T{hour}:00Z" for hour in fired
         ]
-        assert (await app.get_schedule("hourly")).next_fire_at == at("2026-06-01T16:00:00+00:00")
+        assert (await app.schedules.get("hourly")).next_fire_at == at("2026-06-01T16:00:00+00:00")
 
     run(settings, scenario)
 
 
 def test_overlap_skip_waits_for_the_previous_job_and_queue_orders_them(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_schedule(schedule_doc("cron(* * * * ? *)", overlap="skip"), name="skip")
-        await app.create_schedule(schedule_doc("cron(* * * * ? *)", overlap="queue"), name="queue")
+        await app.schedules.create(schedule_doc("cron(* * * * ? *)", overlap="skip"), name="skip")
+        await app.schedules.create(schedule_doc("cron(* * * * ? *)", overlap="queue"), name="queue")
         firing = scheduler(app)
         for minute in (1, 2, 3):
             move_to(clock, at(f"2026-06-01T12:0{minute}:00.5+00:00"))
@@ -189,7 +189,7 @@ def test_overlap_skip_waits_for_the_previous_job_and_queue_orders_them(settings:
         skip_jobs = [j for j in await jobs(app) if j.idempotency_key.startswith("schedule:skip:")]  # type: ignore[union-attr]
         # The 12:01 job never ran: 12:02 and 12:03 were skipped.
         assert [job.idempotency_key for job in skip_jobs] == ["schedule:skip:2026-06-01T12:01:00Z"]
-        await app.cancel(skip_jobs[0].id)
+        await app.jobs.cancel(skip_jobs[0].id)
         move_to(clock, at("2026-06-01T12:04:00.5+00:00"))
         await firing.run_once()
         skip_jobs = [j for j in await jobs(app) if j.idempotency_key.startswith("schedule:skip:")]  # type: ignore[union-attr]
@@ -204,7 +204,7 @@ def test_overlap_skip_waits_for_the_previous_job_and_queue_orders_them(settings:
 
 def test_a_flexible_window_delays_each_job_within_the_window(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_schedule(
+        await app.schedules.create(
             schedule_doc("cron(0 * * * ? *)", flexible_window_minutes=15), name="flex"
         )
         firing = scheduler(app)
@@ -224,7 +224,7 @@ def test_a_flexible_window_delays_each_job_within_the_window(settings: Settings)
 
 def test_start_end_and_a_missing_definition_are_visible(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        bounded = await app.create_schedule(
+        bounded = await app.schedules.create(
             schedule_doc(
                 "cron(0 * * * ? *)",
                 start="2026-06-01T14:30:00Z",
@@ -238,15 +238,15 @@ def test_start_end_and_a_missing_definition_are_visible(settings: Settings) -> N
         for hour in (15, 16):
             move_to(clock, at(f"2026-06-01T{hour}:00:05+00:00"))
             await firing.run_once()
-        done = await app.get_schedule("bounded")
+        done = await app.schedules.get("bounded")
         assert done.fires == 2 and done.next_fire_at is None  # 15:00 and 16:00, then the end
 
-        await app.create_schedule(schedule_doc("cron(30 * * * ? *)"), name="orphan")
-        await app.deregister_definition("report:1")
+        await app.schedules.create(schedule_doc("cron(30 * * * ? *)"), name="orphan")
+        await app.definitions.deregister("report:1")
         move_to(clock, at("2026-06-01T16:30:02+00:00"))
         report = await firing.run_once()
         assert report.failed == 1 and report.fired == 0
-        orphan = await app.get_schedule("orphan")
+        orphan = await app.schedules.get("orphan")
         assert orphan.last_error is not None and "report" in orphan.last_error
         assert orphan.next_fire_at == at("2026-06-01T17:30:00+00:00")  # it moves on regardless
 
@@ -255,18 +255,18 @@ def test_start_end_and_a_missing_definition_are_visible(settings: Settings) -> N
 
 def test_pause_resume_and_update(settings: Settings) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
-        await app.create_schedule(
+        await app.schedules.create(
             schedule_doc("cron(0 * * * ? *)", target={"payload": {"keep": 1}}), name="hourly"
         )
-        paused = await app.set_schedule_enabled("hourly", False)
+        paused = await app.schedules.set_enabled("hourly", False)
         assert paused.state == "DISABLED"
         move_to(clock, at("2026-06-01T15:10:00+00:00"))
         firing = scheduler(app)
         assert (await firing.run_once()).fired == 0  # paused: due but not fired
-        resumed = await app.set_schedule_enabled("hourly", True)
+        resumed = await app.schedules.set_enabled("hourly", True)
         assert resumed.next_fire_at == at("2026-06-01T16:00:00+00:00")  # nothing caught up
 
-        changed = await app.update_schedule(
+        changed = await app.schedules.update(
             "hourly",
             {"expression": "cron(15 * * * ? *)", "target": {"queue": "reports"}},
         )
@@ -274,16 +274,16 @@ def test_pause_resume_and_update(settings: Settings) -> None:
         assert changed.spec.target.payload == {"keep": 1}  # the target merged
         assert changed.spec.target.queue == "reports"
         with pytest.raises(ValidationError) as bad:
-            await app.update_schedule("hourly", {"expression": "cron(0 1 * * * *)"})
+            await app.schedules.update("hourly", {"expression": "cron(0 1 * * * *)"})
         assert bad.value.field == "expression"
         with pytest.raises(ValidationError) as bad:
-            await app.update_schedule("hourly", {"target": None})
+            await app.schedules.update("hourly", {"target": None})
         assert bad.value.field == "target"
-        assert (await app.get_schedule("hourly")).spec.expression == "cron(15 * * * ? *)"
+        assert (await app.schedules.get("hourly")).spec.expression == "cron(15 * * * ? *)"
 
         # Its definition gone, the schedule can still be paused (to stop the failed fires).
-        await app.deregister_definition("report:1")
-        assert (await app.set_schedule_enabled("hourly", False)).state == "DISABLED"
+        await app.definitions.deregister("report:1")
+        assert (await app.schedules.set_enabled("hourly", False)).state == "DISABLED"
 
     run(settings, scenario)
 
@@ -308,12 +308,12 @@ def test_bad_schedules_are_refused_whole(settings: Settings) -> None:
         ]
         for document, field in cases:
             with pytest.raises(ValidationError) as caught:
-                await app.create_schedule(document, name="bad")
+                await app.schedules.create(document, name="bad")
             assert caught.value.field == field, document
-        assert await app.list_schedules() == []
-        await app.create_schedule(schedule_doc("rate(1 hour)"), name="good")
+        assert await app.schedules.list() == []
+        await app.schedules.create(schedule_doc("rate(1 hour)"), name="good")
         with pytest.raises(ConflictError):
-            await app.create_schedule(schedule_doc("rate(2 hours)"), name="good")
+            await app.schedules.create(schedule_doc("rate(2 hours)"), name="good")
 
     run(settings, scenario)
 
@@ -324,7 +324,7 @@ def test_two_schedulers_at_once_make_one_job_per_fire(settings: Settings) -> Non
 
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
         for index in range(20):
-            await app.create_schedule(schedule_doc("cron(* * * * ? *)"), name=f"s{index}")
+            await app.schedules.create(schedule_doc("cron(* * * * ? *)"), name=f"s{index}")
         other = await Dockyard.open(app.settings, clock=clock)
         try:
             first, second = scheduler(app), scheduler(other)
@@ -335,7 +335,7 @@ def test_two_schedulers_at_once_make_one_job_per_fire(settings: Settings) -> Non
             await other.close()
         keys = [job.idempotency_key for job in await jobs(app)]
         assert len(keys) == len(set(keys)) == 20 * 5
-        for schedule in await app.list_schedules():
+        for schedule in await app.schedules.list():
             assert schedule.fires >= 5 and schedule.next_fire_at == at("2026-06-01T12:06:00+00:00")
 
     run(settings, scenario)
@@ -346,7 +346,7 @@ def test_fall_back_fires_an_ambiguous_time_once_and_spring_forward_skips(
 ) -> None:
     async def scenario(app: Dockyard, clock: FakeClock) -> None:
         move_to(clock, at("2026-03-28T12:00:00+00:00"))
-        await app.create_schedule(
+        await app.schedules.create(
             schedule_doc("cron(30 2 * * ? *)", timezone="Europe/Paris"), name="paris"
         )
         firing = scheduler(app)
@@ -368,7 +368,7 @@ def test_a_job_of_a_fire_runs_like_any_job(settings: Settings, start_worker: Any
     """The worker runs what the scheduler submits (real time here: the fire is due at once)."""
 
     async def scenario(app: Dockyard, clock: FakeClock) -> str:
-        await app.create_schedule(
+        await app.schedules.create(
             schedule_doc(
                 "rate(1 day)", target={"payload": {"fired": "<aws.scheduler.scheduled-time>"}}
             ),

@@ -65,11 +65,11 @@ def test_killing_the_leader_neither_doubles_nor_skips_a_fire(
     async def setup() -> None:
         app = await Dockyard.open(settings, clock=FileClock(clock_file))
         try:
-            await app.register_definition(
+            await app.definitions.register(
                 {"executor": "python", "function": "tests.jobfunctions:echo"}, name="tick"
             )
             for index in range(SCHEDULES):
-                await app.create_schedule(
+                await app.schedules.create(
                     {"expression": "cron(* * * * ? *)", "target": {"definition": "tick"}},
                     name=f"every-minute-{index}",
                 )

@@ -1,4 +1,5 @@
-"""Dockyard: durable jobs — processes, Python functions, and soon containers and HTTP calls.
+"""Dockyard: durable jobs — programs, Python functions, containers, HTTP calls and Lambda functions —
+on demand, on a schedule or when an event arrives, on SQLite or PostgreSQL.
 
 The public API is what ``__all__`` lists::
 
@@ -16,10 +17,10 @@ The public API is what ``__all__`` lists::
 from __future__ import annotations
 
 from dockyard.client import Client, DirectClient, HttpClient, connect
+from dockyard.domain.fire_times import next_fire_times
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.patterns import matches as test_event_pattern
 from dockyard.domain.records import Attempt, Definition, Job
-from dockyard.domain.schedules import next_fire_times
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.errors import (
     AuthenticationError,

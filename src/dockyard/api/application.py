@@ -41,7 +41,7 @@ def create_app(dockyard: Dockyard) -> FastAPI:
     async def readyz(request: Request) -> Any:
         """The store answers (no token needed)."""
         try:
-            await request.app.state.dockyard.list_queues()
+            await request.app.state.dockyard.check_store()
         except Exception:
             return problem(503, "Not ready", "the store is not reachable")
         return {"status": "ready"}

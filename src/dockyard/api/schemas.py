@@ -1,11 +1,17 @@
-"""Request and response bodies. Pydantic checks shapes and types; the domain checks the rules."""
+"""Request and response bodies. Pydantic checks shapes and types; the domain checks the rules.
+
+The executor fields of definitions are not listed here: they come from the domain's table of
+executor kinds, each field typed as its kind declares, so a new kind needs no change here.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.json_schema import SkipJsonSchema
+
+from dockyard.domain.specs.registry import executor_kinds, kind_names
 
 __all__ = [
     "AttemptOut",
@@ -47,43 +53,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _ExecutorFields(BaseModel):
-    """The fields of each executor kind (README: process, python, docker, http, lambda)."""
+def _executor_fields(*, written: bool) -> dict[str, Any]:
+    """Every executor kind's fields, for ``create_model``: optional, typed as the kind declares.
 
-    executor: str = "process"
-    shell: bool | None = None
-    working_dir: str | None = None
-    function: str | None = None
-    isolation: str | None = None
-    image: str | None = None
-    user: str | None = None
-    non_root: bool | None = None
-    network_mode: str | None = None
-    read_only: bool | None = None
-    tmpfs: dict[str, str] | None = None
-    pull: str | None = None
-    registry_username: str | None = None
-    registry_password_env: str | None = None
-    method: str | None = None
-    url: str | None = None
-    headers: dict[str, str] | None = None
-    json_body: Any = Field(default=None, alias="json")
-    text: str | None = None
-    max_response_bytes: int | None = None
-    signing: dict[str, Any] | None = None
-    qualifier: str | None = None
-    invocation_type: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
+    A field two kinds share with different shapes accepts either. ``written`` picks the shape
+    the document writer gives back (responses) rather than what a request may give.
+    """
+    shapes: dict[str, Any] = {}
+    for kind in executor_kinds():
+        for name, shape in kind.fields.items():
+            given = shape.written if written else shape.accepts
+            earlier = shapes.get(name, given)
+            shapes[name] = given if earlier == given else earlier | given
+    fields: dict[str, Any] = {
+        "executor": (
+            str,
+            Field(default="process", description=f"How jobs run: {', '.join(kind_names())}"),
+        )
+    }
+    for name, shape in shapes.items():
+        optional = shape if shape is Any else shape | None
+        # A field named like a BaseModel method (json) takes another Python name, its own alias.
+        python_name = f"{name}_field" if hasattr(BaseModel, name) else name
+        fields[python_name] = (optional, Field(default=None, alias=name))
+    return fields
 
 
-class DefinitionIn(_ExecutorFields, _Strict):
+# Built from the executor registry at import; to a type checker they are plain models.
+if TYPE_CHECKING:
+    _ExecutorFieldsIn = BaseModel
+    _ExecutorFieldsOut = BaseModel
+else:
+    _ExecutorFieldsIn = create_model(
+        "_ExecutorFieldsIn", __module__=__name__, **_executor_fields(written=False)
+    )
+    _ExecutorFieldsOut = create_model(
+        "_ExecutorFieldsOut", __module__=__name__, **_executor_fields(written=True)
+    )
+
+
+class DefinitionIn(_Strict, _ExecutorFieldsIn):
     """A definition document, as in ``dockyard definitions register -f`` (see the README)."""
 
     name: str
-    command: list[str] | str | None = None
-    entrypoint: list[str] | str | None = None
-    expect_status: list[str | int] | str | int | None = None
     environment: dict[str, str] | None = None
     resources: dict[str, float | int] | None = None
     timeout: float | None = None
@@ -95,14 +107,11 @@ class DefinitionIn(_ExecutorFields, _Strict):
     description: str | None = None
 
 
-class DefinitionOut(_ExecutorFields):
+class DefinitionOut(_ExecutorFieldsOut):
     name: str
     revision: int
     status: str
     created_at: str
-    command: list[str] | None = None
-    entrypoint: list[str] | None = None
-    expect_status: list[str] | None = None
     environment: dict[str, str]
     resources: dict[str, float | int]
     timeout: float | None

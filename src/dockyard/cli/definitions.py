@@ -1,7 +1,14 @@
-"""``dockyard definitions register|list|describe|deregister|rollback``."""
+"""``dockyard definitions register|list|describe|deregister|rollback``.
+
+``register`` takes the executor kinds, and the list of each kind's fields its help shows, from the
+domain's table of kinds (``dockyard.domain.specs.registry``): a kind added there can be named with
+``--executor`` and its fields given with ``-f FILE`` at once. Flags exist for the fields people
+set by hand most; they override the file's.
+"""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import click
@@ -11,6 +18,7 @@ from dockyard.cli.options import parse_pairs, read_document
 from dockyard.cli.render import print_definitions, print_json
 from dockyard.domain.documents import definition_summary
 from dockyard.domain.imports import definition_from_batch, definition_from_ecs
+from dockyard.domain.specs.registry import executor_kinds, kind_names
 from dockyard.errors import ValidationError
 
 __all__ = ["definitions"]
@@ -36,7 +44,25 @@ def _rule(text: str) -> dict[str, str]:
     return {"action": action, fields[key]: glob}
 
 
-@definitions.command("register", context_settings={"ignore_unknown_options": False})
+def _fields_by_executor() -> str:
+    """The help's list of every kind's fields (``\\b`` keeps click from rewrapping it)."""
+    width = max(len(name) for name in kind_names())
+    lines = ["\b", "Each executor's fields (those without a flag above come from -f FILE):"]
+    for kind in executor_kinds():
+        lines += textwrap.wrap(
+            ", ".join(kind.fields),
+            width=76,
+            initial_indent=f"  {kind.name:<{width}}  ",
+            subsequent_indent=" " * (width + 4),
+        )
+    return "\n".join(lines)
+
+
+@definitions.command(
+    "register",
+    context_settings={"ignore_unknown_options": False},
+    epilog=_fields_by_executor(),
+)
 @click.argument("name", required=False)
 @click.argument("command", nargs=-1)
 @click.option("-f", "--file", "file", help="A YAML or JSON definition file ('-' for stdin).")
@@ -45,7 +71,9 @@ def _rule(text: str) -> dict[str, str]:
     "--from-batch", "batch_file", metavar="FILE", help="An AWS Batch job definition (JSON)."
 )
 @click.option(
-    "--executor", type=click.Choice(["process", "python", "docker"]), help="How jobs run."
+    "--executor",
+    type=click.Choice(kind_names()),
+    help="How jobs run [docker with --image, else process].",
 )
 @click.option("--image", help="The container image, for the docker executor.")
 @click.option(
@@ -68,12 +96,19 @@ def _rule(text: str) -> dict[str, str]:
 )
 @click.option("--queue", help="Default queue [default].")
 @click.option("--log-max-bytes", type=int, help="Log cap per attempt [10 MiB].")
-@click.option("--function", help="package.module:function, for the python executor.")
+@click.option(
+    "--function",
+    help="package.module:function (python), or a Lambda function name or ARN (lambda).",
+)
 @click.option(
     "--isolation", type=click.Choice(["inline", "subprocess"]), help="Where python jobs run."
 )
 @click.option("--shell", is_flag=True, default=None, help="Run COMMAND as one /bin/sh line.")
 @click.option("--working-dir", help="Directory the process starts in.")
+@click.option("--url", help="The URL an http job calls; ${payload.a} and ${job.id} are filled in.")
+@click.option("--method", help="The HTTP method of an http job [POST].")
+@click.option("--header", "headers", multiple=True, metavar="K=V", help="An http job's header.")
+@click.option("--region", help="The AWS region of a lambda job's function.")
 @click.option("--vcpus", type=float, help="vCPUs a job needs.")
 @click.option("--memory", "memory_mib", type=int, help="Memory a job needs, in MiB.")
 @click.option(
@@ -97,6 +132,8 @@ def register(
     \b
     dockyard definitions register hello --executor process -- echo hello
     dockyard definitions register report --image registry:5000/team/report:1 -- report --all
+    dockyard definitions register ping --executor http --url https://hooks.example.com/ping
+    dockyard definitions register resize --executor lambda --function resize --region eu-west-1
     dockyard definitions register -f nightly.yaml
     dockyard definitions register --from-ecs taskdef.json
     dockyard definitions register --from-batch jobdef.json
@@ -125,16 +162,13 @@ def _apply_flags(document: dict[str, Any], command: tuple[str, ...], flags: dict
     """Flags override the file's fields; nested fields (retry, resources) merge."""
     if command:
         document["command"] = list(command)
-    if flags["env"]:
-        document["environment"] = {
-            **document.get("environment", {}),
-            **parse_pairs(flags["env"], "env"),
-        }
-    if flags["parameters"]:
-        document["parameters"] = {
-            **document.get("parameters", {}),
-            **parse_pairs(flags["parameters"], "parameter"),
-        }
+    for key, flag, field in (
+        ("environment", "env", "env"),
+        ("headers", "headers", "header"),
+        ("parameters", "parameters", "parameter"),
+    ):
+        if flags[flag]:
+            document[key] = {**document.get(key, {}), **parse_pairs(flags[flag], field)}
     for flag, key in (
         ("executor", "executor"),
         ("timeout", "timeout"),
@@ -148,6 +182,9 @@ def _apply_flags(document: dict[str, Any], command: tuple[str, ...], flags: dict
         ("user", "user"),
         ("shell", "shell"),
         ("working_dir", "working_dir"),
+        ("url", "url"),
+        ("method", "method"),
+        ("region", "region"),
         ("description", "description"),
     ):
         if flags[flag] is not None:

@@ -11,8 +11,9 @@ import click
 from dockyard.cli.context import CliContext, output_option, pass_cli
 from dockyard.cli.options import parse_pairs, read_document
 from dockyard.cli.render import print_json, print_schedule, print_schedules
+from dockyard.domain.fire_times import next_fire_times
 from dockyard.domain.jobs import parse_payload
-from dockyard.domain.schedules import next_fire_times, parse_timezone
+from dockyard.domain.schedules import parse_timezone
 from dockyard.domain.scheduling import Schedule, schedule_document
 from dockyard.errors import ValidationError
 

@@ -1,23 +1,31 @@
-"""``dockyard worker``, ``dockyard up`` and ``dockyard db upgrade``: the long-running side."""
+"""``dockyard worker``, ``server``, ``up``, ``scheduler`` and ``db upgrade``: the long-running side.
+
+Thin over the runtime: each command parses its options, opens the facade, builds its services
+(the API server, a worker, the scheduler, the rules engine) and hands them to one
+:class:`Supervisor`, which starts them, stops them all on SIGTERM or SIGINT, and raises the
+first error. The API server is adapted to the service contract here, because the runtime does
+not import the API.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 from collections.abc import Iterator
-from typing import Any
 
 import click
 
-from dockyard.app import Dockyard, WorkerConfig, upgrade_store
+from dockyard.app import Dockyard, Service, Supervisor, WorkerConfig, upgrade_store
 from dockyard.cli.context import CliContext, pass_cli
 from dockyard.errors import DockyardError
 from dockyard.settings import Settings
 
-__all__ = ["db", "up", "worker"]
+__all__ = ["ApiServer", "db", "scheduler", "server", "up", "worker"]
+
+#: The banner's last line.
+_STOP_HINT = "Submit from another shell: dockyard submit NAME --follow. Stop with Ctrl-C."
 
 
 def _worker_options(fn: click.decorators.FC) -> click.decorators.FC:
@@ -86,26 +94,50 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _api_server(app: Dockyard, host: str, port: int) -> Any:
-    """uvicorn serving the API, without its own signal handling: ``_serve`` stops it and the worker
-    together.
+class ApiServer(Service):
+    """The HTTP API (uvicorn on a socket already bound) as a service: started once it accepts
+    connections, stopped by asking uvicorn to exit (it gives requests in flight 5 s).
 
     FastAPI and uvicorn are imported here, not at the top: they take about 0.3 s and 25 MiB to
     import, which ``dockyard worker`` and every other command would otherwise pay for nothing.
     """
-    import uvicorn
 
-    from dockyard.api import create_app
+    name = "api server"
 
-    class Server(uvicorn.Server):
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
+    def __init__(self, app: Dockyard, sock: socket.socket, host: str, port: int) -> None:
+        super().__init__()
+        import uvicorn
 
-    config = uvicorn.Config(
-        create_app(app), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5
-    )
-    return Server(config)
+        from dockyard.api import create_app
+
+        announce = self._announce_started
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield  # the supervisor's handlers stop every service, this one included
+
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets=sockets)
+                if self.started:
+                    announce()
+
+        config = uvicorn.Config(
+            create_app(app), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5
+        )
+        self._server = Server(config)
+        self._socket = sock
+
+    def _on_stop(self) -> None:
+        self._server.should_exit = True
+
+    async def _serve(self) -> None:
+        try:
+            await self._server.serve(sockets=[self._socket])
+        except SystemExit as exit:  # uvicorn's answer to a failed startup
+            raise DockyardError(f"the API server did not start (exit status {exit.code})") from None
+        finally:
+            self._socket.close()
 
 
 async def _serve(
@@ -116,43 +148,36 @@ async def _serve(
     *,
     schedules: bool = False,
 ) -> None:
+    """Open the store, run the services asked for under one supervisor, close the store."""
     app = await Dockyard.open(settings)
     try:
-        services: list[Any] = []
-        stops: list[Any] = []
+        services: list[Service] = []
+        lines: list[str] = []
         if listen is not None:
             host, port = listen
-            sockets = [_listen(host, port)]
+            # Bound first, so that a taken port is the one error before anything else happens.
+            server = ApiServer(app, _listen(host, port), host, port)
             secret = await app.ensure_admin_token()
-            server = _api_server(app, host, port)
-            services.append(server.serve(sockets=sockets))
-            stops.append(lambda: setattr(server, "should_exit", True))
-            if banner:
-                click.echo(f"Dockyard is up: http://{host}:{port} (API docs at /docs)")
-                click.echo(f"  home {settings.home}, store {settings.url}")
-                created = "created an admin token in" if secret else "admin token in"
-                click.echo(f"  {created} {settings.token_file} (mode 0600)")
+            services.append(server)
+            created = "created an admin token in" if secret else "admin token in"
+            lines += [
+                f"Dockyard is up: http://{host}:{port} (API docs at /docs)",
+                f"  home {settings.home}, store {settings.url}",
+                f"  {created} {settings.token_file} (mode 0600)",
+            ]
         if config is not None:
-            worker = app.worker(config)
-            services.append(worker.run())
-            stops.append(worker.stop)
-            if banner:
-                click.echo(f"  a worker runs {config.concurrency} jobs at once")
+            services.append(app.worker(config))
+            lines.append(f"  a worker runs {config.concurrency} jobs at once")
         if schedules:
-            scheduler, rules = app.scheduler(), app.rules_engine()
-            services += [scheduler.run(), rules.run()]
-            stops += [scheduler.stop, rules.stop]
-            if banner:
-                click.echo("  the scheduler fires schedules (one leader among all processes)")
-                click.echo("  the rules engine routes events to their rules' targets (one leader)")
+            services += [app.scheduler(), app.rules_engine()]
+            lines += [
+                "  the scheduler fires schedules (one leader among all processes)",
+                "  the rules engine routes events to their rules' targets (one leader)",
+            ]
         if banner:
-            click.echo(
-                "Submit from another shell: dockyard submit NAME --follow. Stop with Ctrl-C."
-            )
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, lambda: [stop() for stop in stops])
-        await asyncio.gather(*services)
+            for line in [*lines, _STOP_HINT]:
+                click.echo(line)
+        await Supervisor(services).run()
     finally:
         await app.close()
 

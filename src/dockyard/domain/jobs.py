@@ -13,9 +13,9 @@ from dockyard.domain.definitions import (
     check_name,
     check_queue,
     check_timeout,
-    parse_command,
     parse_environment,
 )
+from dockyard.domain.fields import parse_command
 from dockyard.domain.records import (
     JSON,
     Definition,

@@ -1,7 +1,9 @@
 """The records Dockyard stores and passes around: definitions, jobs and attempts.
 
 Records are frozen; a change is a new record made with :func:`dataclasses.replace`, and a change of a
-job's state is a :class:`~dockyard.domain.transitions.Transition`.
+job's state is a :class:`~dockyard.domain.transitions.Transition`. The spec records of the built-in
+executor kinds are here too; how documents name, check and write them is in
+:mod:`dockyard.domain.specs`, one module per kind.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, NewType, TypeAlias
+from typing import Literal, NewType, Protocol, TypeAlias
 
 from dockyard.domain.retry import RetryPolicy
 from dockyard.domain.states import DefinitionStatus, JobState
@@ -148,7 +150,16 @@ class HttpSpec:
     signing: Signing | None = None
 
 
-ExecutorSpec: TypeAlias = ProcessSpec | PythonSpec | DockerSpec | HttpSpec | LambdaSpec
+class ExecutorSpec(Protocol):
+    """What every executor's spec record has: ``kind``, the name that picks its executor.
+
+    An open protocol rather than a union of the records above, so that a new kind's record can
+    live in its own module (:mod:`dockyard.domain.specs`) without being listed here; code that
+    needs one kind's fields narrows with ``isinstance``.
+    """
+
+    @property
+    def kind(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,4 +1,5 @@
-"""Rules as a resource: an event pattern, enabled or not, and the targets it invokes.
+"""Rules as a resource: an event pattern, enabled or not, the targets it invokes, and the
+invocations it makes.
 
 A rule document::
 
@@ -25,113 +26,41 @@ again with exponential backoff, as EventBridge retries a target (``retry_policy`
 retries and 24 hours by default), and then goes to the rule's dead list, from which it can be
 retried by hand. A ``submit-job`` target submits with the idempotency key
 ``rule:<rule>:<target>:<event id>``, so a delivery made twice makes one job.
+
+The targets, their retry policy and what they do are :mod:`dockyard.domain.rule_targets`;
+matching many rules at once is :mod:`dockyard.domain.rule_index`. :func:`spec_document` reads back
+through :func:`parse_rule` to an equal spec, which is how rules are stored.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import random
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.patterns import EventPattern, InvalidEventPattern, compile_pattern
-from dockyard.domain.registry import pushed_image
-from dockyard.domain.scheduling import ScheduleTarget, job_target_document, parse_job_target
-from dockyard.domain.transform import InputTransformer, parse_input_transformer, transform
+from dockyard.domain.rule_targets import Target, parse_target, target_document
 from dockyard.errors import ValidationError
 
 __all__ = [
     "Invocation",
     "InvocationState",
-    "RegisterRevisionTarget",
-    "RetryPolicy",
     "Rule",
-    "RuleIndex",
     "RuleSpec",
-    "SubmitJobTarget",
-    "Target",
-    "WebhookTarget",
     "invocation_document",
-    "job_request",
     "parse_invocation_record",
     "parse_rule",
     "parse_rule_record",
-    "revision_document",
     "rule_document",
     "spec_document",
 ]
 
 MAX_TARGETS = 5
-_TARGET_ID = re.compile(r"[\w.-]{1,64}")
 _STATES = {"ENABLED": True, "DISABLED": False}
 _RULE_KEYS = frozenset({"name", "description", "state", "event_pattern", "targets"})
-_COMMON_TARGET_KEYS = frozenset({"id", "kind", "retry_policy"})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
-    """EventBridge's ``RetryPolicy`` of a target."""
-
-    maximum_retry_attempts: int = 185
-    maximum_event_age_seconds: int = 86400
-    #: The first retry's delay; each next one doubles, up to :attr:`MAX_DELAY`, with jitter.
-    base_delay_seconds: float = 1.0
-
-    MAX_DELAY = 300.0
-
-    def next_attempt(
-        self, attempts: int, first_at: datetime, now: datetime, rng: random.Random
-    ) -> datetime | None:
-        """When to try again after ``attempts`` failed tries, or None: the dead list."""
-        if attempts > self.maximum_retry_attempts:
-            return None
-        delay = min(self.base_delay_seconds * 2 ** (attempts - 1), self.MAX_DELAY)
-        moment = now + timedelta(seconds=delay * rng.uniform(0.5, 1.0))
-        if moment - first_at > timedelta(seconds=self.maximum_event_age_seconds):
-            return None
-        return moment
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SubmitJobTarget:
-    id: str
-    job: ScheduleTarget
-    #: Builds the payload from the event; without one (and no payload) the event is the payload.
-    input_transformer: InputTransformer | None = None
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    kind: str = "submit-job"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RegisterRevisionTarget:
-    """A new revision of ``definition``: its latest, with the pushed image."""
-
-    id: str
-    definition: str
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    kind: str = "register-revision"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WebhookTarget:
-    """POST the event to ``url``, signed with the secret in ``secret_env`` when there is one."""
-
-    id: str
-    url: str
-    secret_env: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    timeout_seconds: float = 10.0
-    retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    kind: str = "webhook"
-
-
-Target = SubmitJobTarget | RegisterRevisionTarget | WebhookTarget
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,7 +145,7 @@ def parse_rule(doc: object) -> tuple[RuleSpec, bool]:
     targets = doc.get("targets", [])
     if not isinstance(targets, list) or len(targets) > MAX_TARGETS:
         raise ValidationError("targets", f"must be a list of at most {MAX_TARGETS} targets")
-    parsed = tuple(_parse_target(value, index) for index, value in enumerate(targets))
+    parsed = tuple(parse_target(value, index) for index, value in enumerate(targets))
     ids = [target.id for target in parsed]
     for index, target_id in enumerate(ids):
         if target_id in ids[:index]:
@@ -228,140 +157,13 @@ def parse_rule(doc: object) -> tuple[RuleSpec, bool]:
     return spec, _STATES[state]
 
 
-def _parse_target(value: object, index: int) -> Target:
-    where = f"targets[{index}]"
-    if not isinstance(value, Mapping):
-        raise ValidationError(where, "must be a mapping")
-    kind = value.get("kind")
-    target_id = value.get("id", f"{kind}-{index + 1}")
-    if not isinstance(target_id, str) or not _TARGET_ID.fullmatch(target_id):
-        raise ValidationError(f"{where}.id", "must be 1-64 letters, digits, '.', '-' or '_'")
-    retry = _parse_retry(value.get("retry_policy", {}), f"{where}.retry_policy")
-    if kind == "submit-job":
-        job = parse_job_target(
-            {k: v for k, v in value.items() if k not in _COMMON_TARGET_KEYS},
-            where,
-            also=frozenset({"input_transformer"}),
-        )
-        transformer = value.get("input_transformer")
-        if transformer is not None and job.payload is not None:
-            raise ValidationError(
-                f"{where}.input_transformer", "a target has a payload or a transformer, not both"
-            )
-        return SubmitJobTarget(
-            id=target_id,
-            job=job,
-            input_transformer=None
-            if transformer is None
-            else parse_input_transformer(transformer, f"{where}.input_transformer"),
-            retry_policy=retry,
-        )
-    if kind == "register-revision":
-        _only(value, {"definition"}, where)
-        definition = value.get("definition")
-        if not isinstance(definition, str) or not definition:
-            raise ValidationError(f"{where}.definition", "is required: the definition's NAME")
-        return RegisterRevisionTarget(id=target_id, definition=definition, retry_policy=retry)
-    if kind == "webhook":
-        _only(value, {"url", "secret_env", "headers", "timeout"}, where)
-        url = value.get("url")
-        if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
-            raise ValidationError(f"{where}.url", "is required: an http:// or https:// URL")
-        secret_env = value.get("secret_env")
-        if secret_env is not None and (
-            not isinstance(secret_env, str)
-            or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", secret_env)
-        ):
-            raise ValidationError(f"{where}.secret_env", "must be an environment variable's name")
-        headers = value.get("headers") or {}
-        if not isinstance(headers, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
-        ):
-            raise ValidationError(f"{where}.headers", "must map header names to strings")
-        timeout = value.get("timeout", 10.0)
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not 0 < timeout <= 300
-        ):
-            raise ValidationError(f"{where}.timeout", "must be a number of seconds from 0 to 300")
-        return WebhookTarget(
-            id=target_id,
-            url=url,
-            secret_env=secret_env,
-            headers=dict(headers),
-            timeout_seconds=float(timeout),
-            retry_policy=retry,
-        )
-    raise ValidationError(f"{where}.kind", "must be submit-job, register-revision or webhook")
-
-
-def _only(value: Mapping[str, Any], keys: set[str], where: str) -> None:
-    for key in value:
-        if key not in keys and key not in _COMMON_TARGET_KEYS:
-            raise ValidationError(f"{where}.{key}", f"is not a field of a {value['kind']} target")
-
-
-def _parse_retry(value: object, where: str) -> RetryPolicy:
-    if not isinstance(value, Mapping):
-        raise ValidationError(where, "must be a mapping")
-    known = {"maximum_retry_attempts", "maximum_event_age_seconds", "base_delay_seconds"}
-    for key in value:
-        if key not in known:
-            raise ValidationError(f"{where}.{key}", "is not a field of a retry policy")
-    attempts = value.get("maximum_retry_attempts", 185)
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or not 0 <= attempts <= 185:
-        raise ValidationError(f"{where}.maximum_retry_attempts", "must be an integer from 0 to 185")
-    age = value.get("maximum_event_age_seconds", 86400)
-    if isinstance(age, bool) or not isinstance(age, int) or not 60 <= age <= 86400:
-        raise ValidationError(
-            f"{where}.maximum_event_age_seconds", "must be an integer from 60 to 86400"
-        )
-    base = value.get("base_delay_seconds", 1.0)
-    if isinstance(base, bool) or not isinstance(base, int | float) or not 0 <= base <= 300:
-        raise ValidationError(f"{where}.base_delay_seconds", "must be a number from 0 to 300")
-    return RetryPolicy(
-        maximum_retry_attempts=attempts, maximum_event_age_seconds=age, base_delay_seconds=base
-    )
-
-
-def _retry_document(policy: RetryPolicy) -> dict[str, Any]:
-    return {
-        "maximum_retry_attempts": policy.maximum_retry_attempts,
-        "maximum_event_age_seconds": policy.maximum_event_age_seconds,
-        "base_delay_seconds": policy.base_delay_seconds,
-    }
-
-
-def _target_document(target: Target) -> dict[str, Any]:
-    doc: dict[str, Any] = {"id": target.id, "kind": target.kind}
-    if isinstance(target, SubmitJobTarget):
-        doc.update(job_target_document(target.job))
-        if target.input_transformer is not None:
-            doc["input_transformer"] = {
-                "input_paths": dict(target.input_transformer.input_paths),
-                "input_template": target.input_transformer.template,
-            }
-    elif isinstance(target, RegisterRevisionTarget):
-        doc["definition"] = target.definition
-    else:
-        doc.update(
-            url=target.url,
-            secret_env=target.secret_env,
-            headers=dict(target.headers),
-            timeout=target.timeout_seconds,
-        )
-    doc["retry_policy"] = _retry_document(target.retry_policy)
-    return doc
-
-
 def spec_document(spec: RuleSpec, enabled: bool = True) -> dict[str, Any]:
     """The spec as a document :func:`parse_rule` reads back to an equal spec."""
     return {
         "description": spec.description,
         "state": "ENABLED" if enabled else "DISABLED",
         "event_pattern": json.loads(spec.event_pattern),
-        "targets": [_target_document(target) for target in spec.targets],
+        "targets": [target_document(target) for target in spec.targets],
     }
 
 
@@ -424,94 +226,3 @@ def parse_invocation_record(doc: Mapping[str, Any]) -> Invocation:
         created_at=datetime.fromisoformat(doc["created_at"]),
         updated_at=datetime.fromisoformat(doc["updated_at"]),
     )
-
-
-# -- matching many rules ----------------------------------------------------------------------
-
-
-class RuleIndex:
-    """Rules indexed by the exact sources their patterns require, for matching many at once.
-
-    Most patterns name their ``source`` with exact values; an event is then tried only against
-    the patterns of its own source and those that name none (or name it otherwise: a prefix, an
-    ``anything-but``). With 1,000 rules over 50 sources, that is ~20 patterns per event instead
-    of 1,000 (``python -m bench.rules``).
-    """
-
-    def __init__(self, rules: Sequence[Rule]) -> None:
-        self.rules = tuple(rules)
-        anywhere: list[Rule] = []
-        by_source: dict[str, list[Rule]] = {}
-        for rule in self.rules:
-            sources = _exact_sources(rule.spec.event_pattern)
-            if sources is None:
-                anywhere.append(rule)
-            for source in sources or ():
-                by_source.setdefault(source, []).append(rule)
-        self._anywhere = tuple(anywhere)
-        order = {id(rule): index for index, rule in enumerate(self.rules)}
-        #: Per source, its rules and those of any source, in the order they were given.
-        self._by_source = {
-            source: tuple(sorted((*anywhere, *own), key=lambda rule: order[id(rule)]))
-            for source, own in by_source.items()
-        }
-
-    def matching(self, event: Mapping[str, Any]) -> list[Rule]:
-        """The rules whose pattern ``event`` matches, in the order they were given."""
-        source = event.get("source")
-        if isinstance(source, str):
-            candidates = self._by_source.get(source, self._anywhere)
-        else:
-            candidates = self.rules
-        return [rule for rule in candidates if rule.spec.pattern.matches(event)]
-
-
-@functools.lru_cache(maxsize=4096)
-def _exact_sources(pattern_text: str) -> frozenset[str] | None:
-    """The only sources a pattern can match, when it names them as exact strings; else None."""
-    pattern = json.loads(pattern_text)
-    values = pattern.get("source") if isinstance(pattern, dict) else None
-    if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
-        return frozenset(values)
-    return None
-
-
-# -- what targets do -------------------------------------------------------------------------
-
-
-def job_request(
-    rule: str, target: SubmitJobTarget, event: Mapping[str, Any], *, ingestion_time: str
-) -> SubmitRequest:
-    """The job a ``submit-job`` target submits for ``event``, keyed by rule, target and event."""
-    job = target.job
-    if target.input_transformer is not None:
-        payload = transform(
-            target.input_transformer, event, rule_name=rule, ingestion_time=ingestion_time
-        )
-    elif job.payload is not None:
-        payload = job.payload
-    else:
-        payload = dict(event)
-    return SubmitRequest(
-        definition=job.definition,
-        name=job.name,
-        queue=job.queue,
-        group=job.group,
-        idempotency_key=f"rule:{rule}:{target.id}:{event['id']}",
-        priority=job.priority,
-        payload=payload,
-        command=job.command,
-        environment=job.environment,
-        timeout_seconds=job.timeout_seconds,
-        attempts=job.attempts,
-        parameters=job.parameters,
-    )
-
-
-def revision_document(latest: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
-    """The latest revision's document with the image ``event`` announces, all else kept."""
-    if latest.get("executor") != "docker":
-        raise ValidationError(
-            "definition", f"{latest.get('name')} runs {latest.get('executor')}, not docker"
-        )
-    return {**latest, "image": pushed_image(event)}

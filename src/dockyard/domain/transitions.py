@@ -65,7 +65,11 @@ CLAIM = Edge(frozenset({S.RUNNABLE}), S.STARTING)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AttemptEnd:
-    """Closes attempt ``number`` of the job in the same write as the transition."""
+    """Closes the job's current attempt in the same write as the transition, if the transition
+    applies and the attempt is still open (an attempt is closed once). ``number`` is the attempt
+    the caller read; storage closes the one that is current when the write applies, which is
+    the same one unless a claim came between the read and a cancel.
+    """
 
     number: int
     stopped_at: datetime
@@ -229,15 +233,15 @@ def cancel(job: Job, now: datetime, reason: str | None = None) -> Transition:
     if job.state in TERMINAL_STATES:
         raise ValueError(f"job {job.id} is already {job.state}")
     reason = reason or "Cancelled by request"
-    end = None
-    if job.state in ACTIVE_STATES:
-        end = AttemptEnd(
-            number=job.attempt_count,
-            stopped_at=now,
-            exit_code=None,
-            reason="Cancelled",
-            status_reason=reason,
-        )
+    # Whatever attempt is open when the cancel applies is closed with it, even one a worker
+    # claimed after ``job`` was read (storage closes the job's current attempt, if still open).
+    end = AttemptEnd(
+        number=job.attempt_count,
+        stopped_at=now,
+        exit_code=None,
+        reason="Cancelled",
+        status_reason=reason,
+    )
     return Transition(
         job_id=job.id,
         expected_from=NON_TERMINAL,

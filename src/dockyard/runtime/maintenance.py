@@ -1,8 +1,8 @@
 """The maintenance service: one leader among all processes rescues lost jobs and prunes history.
 
-Every worker runs one; :meth:`Storage.try_lead` makes one of them the leader (an advisory lock on
-PostgreSQL, a file lock on SQLite), and when the leader dies the next one takes over within an
-interval. The leader
+Every worker runs one; the loop of :mod:`dockyard.runtime.leader` makes one of them the leader
+(an advisory lock on PostgreSQL, a file lock on SQLite), and when the leader dies the next one
+takes over within an interval. The leader
 
 - **rescues** jobs whose lease expired (their worker died or lost the network): each becomes a
   lost attempt through :func:`dockyard.domain.transitions.rescue`, a write guarded by the state,
@@ -19,7 +19,6 @@ nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from dataclasses import dataclass
@@ -30,7 +29,8 @@ from dockyard.domain.clock import Clock
 from dockyard.domain.records import Job
 from dockyard.domain.retry import RetryPolicy
 from dockyard.logs.port import LogStore
-from dockyard.storage.port import Storage
+from dockyard.runtime.leader import LeaderService
+from dockyard.storage.ports import Storage
 
 __all__ = ["Maintenance", "MaintenanceConfig", "MaintenanceReport"]
 
@@ -56,7 +56,14 @@ class MaintenanceReport:
     analyzed: bool = False
 
 
-class Maintenance:
+class Maintenance(LeaderService):
+    """Rescues and prunes while this process leads the ``maintenance`` role (see :mod:`.leader`).
+
+    Every worker starts one beside it and stops it when the worker stops.
+    """
+
+    name = "maintenance"
+
     def __init__(
         self,
         *,
@@ -66,36 +73,27 @@ class Maintenance:
         config: MaintenanceConfig,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(storage=storage, role=ROLE, log=log)
         self.config = config
-        self._storage = storage
         self._logs = logs
         self._clock = clock
         self._rng = rng or random.Random()
         self._policies: dict[tuple[str, int], RetryPolicy] = {}
-        self.leading = False
 
-    async def run(self) -> None:
-        """Until cancelled: lead when possible, and then keep the store tidy."""
-        while True:
-            try:
-                leading = await self._storage.try_lead(ROLE)
-                if leading != self.leading:
-                    log.info("%s the maintenance leadership", "took" if leading else "lost")
-                    self.leading = leading
-                if leading:
-                    await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("maintenance failed; trying again")
-            await asyncio.sleep(self.config.interval_seconds)
+    @property
+    def poll_seconds(self) -> float:
+        return self.config.interval_seconds
+
+    async def _lead(self) -> float | None:
+        await self.run_once()
+        return None  # every interval, whatever it found
 
     async def run_once(self) -> MaintenanceReport:
         """One pass, whether or not this process leads."""
         rescued = await self.rescue_expired()
         pruned = await self.prune()
         await self.prune_events()
-        analyzed = await self._storage.refresh_statistics()
+        analyzed = await self._storage.jobs.refresh_statistics()
         return MaintenanceReport(rescued=rescued, pruned=pruned, analyzed=analyzed)
 
     async def rescue_expired(self) -> int:
@@ -103,14 +101,14 @@ class Maintenance:
         rescued = 0
         while True:
             now = self._clock.now()
-            expired = await self._storage.expired_leases(now, limit=self.config.batch_size)
+            expired = await self._storage.jobs.expired_leases(now, limit=self.config.batch_size)
             if not expired:
                 return rescued
             rescues = [
                 transitions.rescue(job, await self._policy(job), now=now, rng=self._rng)
                 for job in expired
             ]
-            applied = sum(await self._storage.apply(rescues))
+            applied = sum(await self._storage.jobs.apply(rescues))
             rescued += applied
             if applied:
                 log.warning("rescued %d job(s) whose worker stopped renewing its lease", applied)
@@ -122,7 +120,7 @@ class Maintenance:
         before = self._clock.now() - self.config.retention
         pruned = 0
         while True:
-            ids = await self._storage.prune_finished(before, self.config.batch_size)
+            ids = await self._storage.jobs.prune_finished(before, self.config.batch_size)
             for job_id in ids:
                 self._logs.remove(job_id)
             pruned += len(ids)
@@ -136,7 +134,7 @@ class Maintenance:
         before = self._clock.now() - self.config.retention
         pruned = 0
         while True:
-            count = await self._storage.prune_events(before, self.config.batch_size)
+            count = await self._storage.events.prune(before, self.config.batch_size)
             pruned += count
             if count < self.config.batch_size:
                 return pruned
@@ -145,7 +143,7 @@ class Maintenance:
         key = (job.definition_name, job.definition_revision)
         policy = self._policies.get(key)
         if policy is None:
-            definition = await self._storage.get_definition(*key)
+            definition = await self._storage.definitions.get(*key)
             policy = RetryPolicy() if definition is None else definition.spec.retry
             self._policies[key] = policy
         return policy

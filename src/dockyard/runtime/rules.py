@@ -1,7 +1,7 @@
 """The rules engine: one leader among all processes routes events to targets and delivers them.
 
-Every process that runs it tries to lead (:meth:`Storage.try_lead`, as the scheduler does). The
-leader
+Every process that runs it tries to lead (the loop of :mod:`dockyard.runtime.leader`, as the
+scheduler does). The leader
 
 - **routes**: reads the events no one has matched yet, oldest first, matches each against every
   enabled rule's compiled pattern (:mod:`dockyard.domain.patterns`), and in one transaction
@@ -24,7 +24,6 @@ import asyncio
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,21 +38,20 @@ from dockyard.domain.definitions import (
 from dockyard.domain.events import iso_time
 from dockyard.domain.jobs import new_job
 from dockyard.domain.records import Definition
-from dockyard.domain.rules import (
-    Invocation,
-    InvocationState,
+from dockyard.domain.rule_index import RuleIndex
+from dockyard.domain.rule_targets import (
     RegisterRevisionTarget,
-    Rule,
-    RuleIndex,
     SubmitJobTarget,
     Target,
     WebhookTarget,
     job_request,
     revision_document,
 )
+from dockyard.domain.rules import Invocation, InvocationState, Rule
 from dockyard.errors import ConflictError, DockyardError, NotFoundError, ValidationError
 from dockyard.executors.http import HttpExecutor, WebhookError
-from dockyard.storage.port import InvocationUpdate, NewInvocation, Storage
+from dockyard.runtime.leader import LeaderService
+from dockyard.storage.ports import InvocationUpdate, NewInvocation, Storage
 
 __all__ = ["ROLE", "RulesConfig", "RulesEngine", "RulesReport"]
 
@@ -88,7 +86,12 @@ class _Failure(Exception):
         self.retryable = retryable
 
 
-class RulesEngine:
+class RulesEngine(LeaderService):
+    """Routes and delivers while this process leads the ``rules`` role (see :mod:`.leader`)."""
+
+    name = "rules engine"
+    wake_on_change = True
+
     def __init__(
         self,
         *,
@@ -98,62 +101,29 @@ class RulesEngine:
         config: RulesConfig | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(storage=storage, role=ROLE, log=log)
         self.config = config or RulesConfig()
-        self._storage = storage
         self._clock = clock
         self._http = http
         self._rng = rng or random.Random()
-        self._stopping = asyncio.Event()
         self._rule_index: RuleIndex | None = None
-        self.leading = False
 
-    def stop(self) -> None:
-        self._stopping.set()
+    @property
+    def poll_seconds(self) -> float:
+        return self.config.poll_seconds
 
-    async def run(self) -> None:
-        """Until :meth:`stop`: lead when possible; route and deliver what is due."""
-        while not self._stopping.is_set():
-            token = self._storage.change_token()  # what this round writes wakes the next at once
-            started = time.monotonic()
-            delay = self.config.poll_seconds
-            try:
-                leading = await self._storage.try_lead(ROLE)
-                if leading != self.leading:
-                    log.info("%s the rules leadership", "took" if leading else "lost")
-                    self.leading = leading
-                if leading:
-                    while True:
-                        report = await self.run_once()
-                        if max(report.events, report.delivered + report.failed) < (
-                            self.config.batch_size
-                        ):
-                            break
-                    delay = await self._until_next(delay)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("rules engine failed; trying again")
-            await self._pause(token, delay, started)
+    @property
+    def min_gap_seconds(self) -> float:
+        return self.config.min_gap_seconds
 
-    async def _pause(self, token: int, delay: float, started: float) -> None:
-        """Until the store changes (the leader) or ``delay`` passes; rounds start at least
-        ``min_gap_seconds`` apart."""
-        stop = asyncio.create_task(self._stopping.wait())
-        waits: set[asyncio.Task[Any]] = {stop}
-        if self.leading:
-            waits.add(asyncio.create_task(self._storage.wait_for_change(token, delay)))
-        await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-        for task in waits:
-            task.cancel()
-        rest = self.config.min_gap_seconds - (time.monotonic() - started)
-        if rest > 0 and not self._stopping.is_set():
-            await asyncio.sleep(rest)
-
-    async def _until_next(self, longest: float) -> float:
-        upcoming = await self._storage.next_invocation_at()
-        if upcoming is None:
-            return longest
-        return min(longest, max((upcoming - self._clock.now()).total_seconds(), 0.0))
+    async def _lead(self) -> float | None:
+        """Rounds until a batch is not full; then sleep until the next retry is due."""
+        while True:
+            report = await self.run_once()
+            if max(report.events, report.delivered + report.failed) < self.config.batch_size:
+                break
+        upcoming = await self._storage.rules.next_invocation_at()
+        return None if upcoming is None else (upcoming - self._clock.now()).total_seconds()
 
     async def run_once(self) -> RulesReport:
         """Route the unrouted events and deliver the due invocations (one batch of each)."""
@@ -164,7 +134,7 @@ class RulesEngine:
     # -- routing --------------------------------------------------------------------------------
 
     async def _route(self) -> tuple[int, int]:
-        events = await self._storage.unrouted_events(self.config.batch_size)
+        events = await self._storage.events.unrouted(self.config.batch_size)
         if not events:
             return 0, 0
         index = await self._index()
@@ -175,14 +145,14 @@ class RulesEngine:
             for rule in index.matching(envelope)
             for target in rule.spec.targets
         ]
-        recorded = await self._storage.route_events(
+        recorded = await self._storage.events.route(
             [stored.seq for stored in events], invocations, self._clock.now()
         )
         return len(events), recorded
 
     async def _index(self) -> RuleIndex:
         """The enabled rules, indexed; made again only when one changed."""
-        rules = await self._storage.list_rules(enabled_only=True)
+        rules = await self._storage.rules.all(enabled_only=True)
         if self._rule_index is None or self._rule_index.rules != tuple(rules):
             self._rule_index = RuleIndex(rules)
         return self._rule_index
@@ -191,10 +161,10 @@ class RulesEngine:
 
     async def _deliver(self) -> tuple[int, int]:
         now = self._clock.now()
-        due = await self._storage.due_invocations(now, self.config.batch_size)
+        due = await self._storage.rules.due_invocations(now, self.config.batch_size)
         if not due:
             return 0, 0
-        rules = {rule.name: rule for rule in await self._storage.list_rules()}
+        rules = {rule.name: rule for rule in await self._storage.rules.all()}
         gate = asyncio.Semaphore(self.config.concurrency)
 
         async def one(invocation: Invocation) -> InvocationUpdate:
@@ -202,7 +172,7 @@ class RulesEngine:
                 return await self._try(invocation, rules.get(invocation.rule))
 
         updates = await asyncio.gather(*(one(invocation) for invocation in due))
-        await self._storage.update_invocations(updates)
+        await self._storage.rules.update_invocations(updates)
         delivered = sum(update.state is InvocationState.DELIVERED for update in updates)
         return delivered, len(updates) - delivered
 
@@ -266,7 +236,7 @@ class RulesEngine:
         now = self._clock.now()
         request = job_request(rule.name, target, event, ingestion_time=iso_time(now))
         definition = await self._definition(request.definition)
-        (inserted,) = await self._storage.insert_jobs([new_job(request, definition, now)])
+        (inserted,) = await self._storage.jobs.insert([new_job(request, definition, now)])
         return f"job {inserted.job.id}"
 
     async def _register(self, target: RegisterRevisionTarget, event: Mapping[str, Any]) -> str:
@@ -276,7 +246,7 @@ class RulesEngine:
         if document == current:
             return f"definition {latest.ref} already runs {document['image']}"
         spec = parse_definition(document)
-        registered = await self._storage.insert_definition(latest.name, spec, self._clock.now())
+        registered = await self._storage.definitions.insert(latest.name, spec, self._clock.now())
         log.info("rule registered %s with %s", registered.ref, document["image"])
         return f"definition {registered.ref}"
 
@@ -291,7 +261,7 @@ class RulesEngine:
 
     async def _definition(self, ref: str) -> Definition:
         name, revision = parse_definition_ref(ref)
-        definition = await self._storage.get_definition(name, revision)
+        definition = await self._storage.definitions.get(name, revision)
         if definition is None:
             raise NotFoundError("active revision of definition", ref)
         return definition

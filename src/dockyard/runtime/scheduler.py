@@ -1,7 +1,7 @@
 """The scheduler: one leader among all processes fires due schedules, each fire exactly once.
 
-Every process that runs a scheduler tries to lead (:meth:`Storage.try_lead`: an advisory lock on
-PostgreSQL, a file lock on SQLite); the leader reads the enabled schedules whose
+Every process that runs a scheduler tries to lead (the loop of :mod:`dockyard.runtime.leader`: an
+advisory lock on PostgreSQL, a file lock on SQLite); the leader reads the enabled schedules whose
 ``next_fire_at`` has come, works out their fires (:func:`dockyard.domain.scheduling.plan_fires`:
 on time, missed and caught up, or skipped), and writes each round in one transaction: the
 schedule moved on, guarded by the ``next_fire_at`` it read, and the jobs of its fires, each with
@@ -25,12 +25,14 @@ from datetime import datetime, timedelta
 from dockyard.domain.clock import Clock
 from dockyard.domain.definitions import parse_definition_ref
 from dockyard.domain.events import Event, iso_time
+from dockyard.domain.fire_plans import fire_request, plan_fires
 from dockyard.domain.jobs import new_job
 from dockyard.domain.records import Definition, NewJob
-from dockyard.domain.scheduling import Overlap, Schedule, fire_request, plan_fires
+from dockyard.domain.scheduling import Overlap, Schedule
 from dockyard.domain.states import TERMINAL_STATES
 from dockyard.errors import DockyardError, NotFoundError
-from dockyard.storage.port import Fire, FireResult, Storage
+from dockyard.runtime.leader import LeaderService
+from dockyard.storage.ports import Fire, FireResult, Storage
 
 __all__ = ["ROLE", "Scheduler", "SchedulerConfig", "SchedulerReport"]
 
@@ -63,7 +65,11 @@ class SchedulerReport:
     failed: int = 0
 
 
-class Scheduler:
+class Scheduler(LeaderService):
+    """Fires due schedules while this process leads the ``scheduler`` role (see :mod:`.leader`)."""
+
+    name = "scheduler"
+
     def __init__(
         self,
         *,
@@ -72,43 +78,21 @@ class Scheduler:
         config: SchedulerConfig | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        super().__init__(storage=storage, role=ROLE, log=log)
         self.config = config or SchedulerConfig()
-        self._storage = storage
         self._clock = clock
         self._rng = rng or random.Random()
-        self._stopping = asyncio.Event()
-        self.leading = False
 
-    def stop(self) -> None:
-        self._stopping.set()
+    @property
+    def poll_seconds(self) -> float:
+        return self.config.poll_seconds
 
-    async def run(self) -> None:
-        """Until :meth:`stop`: lead when possible, and fire what is due."""
-        while not self._stopping.is_set():
-            delay = self.config.poll_seconds
-            try:
-                leading = await self._storage.try_lead(ROLE)
-                if leading != self.leading:
-                    log.info("%s the scheduler leadership", "took" if leading else "lost")
-                    self.leading = leading
-                if leading:
-                    while (await self.run_once()).schedules >= self.config.batch_size:
-                        pass
-                    delay = await self._until_next(delay)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("scheduler failed; trying again")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            except TimeoutError:
-                pass
-
-    async def _until_next(self, longest: float) -> float:
-        upcoming = await self._storage.next_fire_at()
-        if upcoming is None:
-            return longest
-        return min(longest, max((upcoming - self._clock.now()).total_seconds(), 0.0))
+    async def _lead(self) -> float | None:
+        """Rounds until the due schedules fit in one batch; then sleep until the next is due."""
+        while (await self.run_once()).schedules >= self.config.batch_size:
+            pass
+        upcoming = await self._storage.schedules.next_fire_at()
+        return None if upcoming is None else (upcoming - self._clock.now()).total_seconds()
 
     async def run_once(self) -> SchedulerReport:
         """One round over the due schedules (at most ``batch_size``), leader or not.
@@ -117,7 +101,7 @@ class Scheduler:
         out while the previous one is written: the database and the scheduler's CPU overlap.
         """
         now = self._clock.now()
-        due = await self._storage.due_schedules(now, self.config.batch_size)
+        due = await self._storage.schedules.due(now, self.config.batch_size)
         if not due:
             return SchedulerReport()
         definitions: dict[str, Definition | None] = {}
@@ -135,7 +119,7 @@ class Scheduler:
             if writes:  # one write at a time, in order
                 done_fires, done_write = writes.pop()
                 fired += self._count(done_fires, await done_write)
-            writes.append((fires, asyncio.create_task(self._storage.record_fires(fires))))
+            writes.append((fires, asyncio.create_task(self._storage.schedules.record_fires(fires))))
             await asyncio.sleep(0)  # start it before working out the next chunk
         for fires, write in writes:
             fired += self._count(fires, await write)
@@ -211,13 +195,13 @@ class Scheduler:
     async def _previous_unfinished(self, schedule: Schedule) -> bool:
         if schedule.last_job_id is None:
             return False
-        job = await self._storage.get_job(schedule.last_job_id)
+        job = await self._storage.jobs.get(schedule.last_job_id)
         return job is not None and job.state not in TERMINAL_STATES
 
     async def _definition(self, ref: str, cache: dict[str, Definition | None]) -> Definition:
         if ref not in cache:
             name, revision = parse_definition_ref(ref)
-            cache[ref] = await self._storage.get_definition(name, revision)
+            cache[ref] = await self._storage.definitions.get(name, revision)
         definition = cache[ref]
         if definition is None:
             raise NotFoundError("active revision of definition", ref)

@@ -3,10 +3,11 @@
 One asyncio loop drives everything. Jobs are claimed up to the free slots in one call; each runs
 in its own task; the outcome an executor returns becomes a transition in one place
 (:func:`dockyard.domain.transitions.after_outcome`). A side task renews leases and notices jobs
-that were cancelled (or taken over) and stops them; another runs the maintenance service
-(:mod:`dockyard.runtime.maintenance`), which rescues jobs whose worker died when this worker
-leads. The worker sleeps until storage reports a change, a slot frees up, or the next delayed job
-is due, with a polling fallback so that a lost wake-up costs latency, never a job.
+that were cancelled (or taken over) and stops them. Beside it runs the maintenance service
+(:mod:`dockyard.runtime.maintenance`), started and stopped with the worker, which rescues jobs
+whose worker died when this worker leads. The worker sleeps until storage reports a change, a
+slot frees up, or the next delayed job is due, with a polling fallback so that a lost wake-up
+costs latency, never a job. It keeps the service contract of :mod:`dockyard.runtime.service`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from dockyard.domain.jobs import effective_spec
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId
 from dockyard.domain.states import JobState
-from dockyard.executors.port import Closes, ExecutionContext, Executor, LeavesThingsBehind
+from dockyard.executors.port import Closes, ExecutionContext, Executor
 from dockyard.logs.port import LogStore
+from dockyard.runtime.leftovers import remove_leftovers
 from dockyard.runtime.maintenance import Maintenance
-from dockyard.storage.port import ClaimRequest, Heartbeat, Storage, WorkerInfo
+from dockyard.runtime.service import Service
+from dockyard.storage.ports import ClaimRequest, Heartbeat, Storage, WorkerInfo
 
 __all__ = ["Worker", "WorkerConfig"]
 
@@ -69,23 +72,19 @@ class _Running:
     lease_until: datetime | None = None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _stop_unless_started(start: asyncio.Future[bool], running: _Running) -> None:
     if start.cancelled() or start.exception() is not None or not start.result():
         running.cancelled.set()
 
 
-class Worker:
-    """Runs jobs until :meth:`stop` is called (or, in burst mode, until none is runnable)."""
+class Worker(Service):
+    """Runs jobs until :meth:`stop` is called (or, in burst mode, until none is runnable).
+
+    A stop ends the claiming at once; running jobs get ``shutdown_grace`` to finish, then are
+    handed back. ``started`` is set once the worker is registered and claims.
+    """
+
+    name = "worker"
 
     def __init__(
         self,
@@ -98,6 +97,7 @@ class Worker:
         rng: random.Random | None = None,
         maintenance: Maintenance | None = None,
     ) -> None:
+        super().__init__()
         self.config = config
         self.maintenance = maintenance
         self.id = config.worker_id
@@ -111,30 +111,25 @@ class Worker:
         self._wake = asyncio.Event()
         self._pending: list[tuple[transitions.Transition, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._stopping = False
         self._started_at = clock.now()
-        self.started = asyncio.Event()
-        self.stopped = asyncio.Event()
         self.jobs_done = 0
 
-    def stop(self) -> None:
-        """Stop claiming; running jobs get ``shutdown_grace`` to finish, then are handed back."""
-        self._stopping = True
-        self._wake.set()
+    def _on_stop(self) -> None:
+        self._wake.set()  # the claim loop sleeps on it
 
     @property
     def running(self) -> int:
         return len(self._running)
 
-    async def run(self) -> None:
+    async def _serve(self) -> None:
         self._started_at = self._clock.now()
-        await self._storage.register_worker(self._info())
-        await self._remove_leftovers()
+        await self._storage.queues.register_worker(self._info())
+        await remove_leftovers(self._storage, self._executors, self.id)
         helpers = [asyncio.create_task(self._monitor()), asyncio.create_task(self._fencing())]
-        if self.maintenance is not None:
-            helpers.append(asyncio.create_task(self.maintenance.run()))
-        self.started.set()
         try:
+            if self.maintenance is not None:
+                await self.maintenance.start()
+            self._announce_started()
             await self._claim_loop()
         finally:
             await self._shut_down()
@@ -142,40 +137,14 @@ class Worker:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
-            await self._storage.register_worker(replace(self._info(), stopped_at=self._clock.now()))
+            if self.maintenance is not None:
+                self.maintenance.stop()  # lets its round finish: rescues and prunes are guarded
+                await self.maintenance.wait()
+            stopped = replace(self._info(), stopped_at=self._clock.now())
+            await self._storage.queues.register_worker(stopped)
             for executor in self._executors.values():
                 if isinstance(executor, Closes):
                     await executor.aclose()
-            self.stopped.set()
-
-    async def _remove_leftovers(self) -> None:
-        """Remove what dead workers of this host left running in the executors (containers).
-
-        A worker that was killed cannot stop its containers; the next worker to start finds
-        them by their labels and removes those whose worker is gone: stopped, or on this host
-        with no process of its pid.
-        """
-        host = socket.gethostname()
-        for executor in self._executors.values():
-            if not isinstance(executor, LeavesThingsBehind):
-                continue
-            try:
-                found = await asyncio.to_thread(executor.leftovers)
-            except Exception as error:  # no engine here: nothing was left on it
-                log.debug("cannot list leftovers: %s", error)
-                continue
-            if not found:
-                continue
-            live = {
-                worker.id
-                for worker in await self._storage.list_workers()
-                if worker.stopped_at is None and (worker.hostname != host or _pid_alive(worker.pid))
-            }
-            live.add(self.id)
-            orphans = [item.container_id for item in found if item.worker_id not in live]
-            if orphans:
-                log.warning("removing %d container(s) left by dead workers", len(orphans))
-                await asyncio.to_thread(executor.remove, orphans)
 
     def _info(self) -> WorkerInfo:
         return WorkerInfo(
@@ -190,12 +159,12 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         config = self.config
-        while not self._stopping:
+        while not self.stopping:
             self._wake.clear()
             free = config.concurrency - len(self._running)
             claimed: list[Job] = []
             if free > 0:
-                claimed = await self._storage.claim(self._claim_request(free))
+                claimed = await self._storage.jobs.claim(self._claim_request(free))
                 for job in claimed:
                     self._launch(job)
                 if claimed and len(claimed) == free:
@@ -204,7 +173,7 @@ class Worker:
                 return
             # Read after the claim: its own commit bumps the change signal, so a token read
             # before it would end the sleep below at once and an idle worker would spin.
-            token = self._storage.change_token()
+            token = self._storage.changes.token()
             await self._sleep(token, free=free - len(claimed))
 
     def _claim_request(self, limit: int) -> ClaimRequest:
@@ -222,10 +191,10 @@ class Worker:
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
         if free > 0:
             timeout = self.config.poll_seconds
-            due = await self._storage.next_runnable_at(self.config.queues)
+            due = await self._storage.jobs.next_runnable_at(self.config.queues)
             if due is not None:
                 timeout = min(timeout, max((due - self._clock.now()).total_seconds(), 0.0))
-            waits.append(asyncio.ensure_future(self._storage.wait_for_change(token, timeout)))
+            waits.append(asyncio.ensure_future(self._storage.changes.wait(token, timeout)))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -241,7 +210,7 @@ class Worker:
         key = (job.definition_name, job.definition_revision)
         definition = self._definitions.get(key)
         if definition is None:
-            found = await self._storage.get_definition(*key)
+            found = await self._storage.definitions.get(*key)
             if found is None:
                 raise LookupError(f"definition {job.definition_ref} is gone")
             definition = self._definitions[key] = found
@@ -331,12 +300,12 @@ class Worker:
             free = self.config.concurrency - len(self._running) + ending
             claimed: list[Job] = []
             try:
-                if free > 0 and ending and not self._stopping:
-                    applied, claimed = await self._storage.apply_and_claim(
+                if free > 0 and ending and not self.stopping:
+                    applied, claimed = await self._storage.jobs.apply_and_claim(
                         pending, self._claim_request(free)
                     )
                 else:
-                    applied = await self._storage.apply(pending)
+                    applied = await self._storage.jobs.apply(pending)
             except Exception as error:
                 for _, future in batch:
                     future.set_exception(error)
@@ -376,7 +345,7 @@ class Worker:
         timeout = None
         if leases:
             timeout = max((min(leases) - now).total_seconds() - self._fence_margin, 0.1)
-        lost = await asyncio.wait_for(self._storage.heartbeat(beat), timeout)
+        lost = await asyncio.wait_for(self._storage.jobs.heartbeat(beat), timeout)
         for job_id in ids:
             running = self._running.get(job_id)
             if running is None:

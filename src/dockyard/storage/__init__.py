@@ -1,13 +1,17 @@
-"""The storage port and its backends. :func:`open_storage` picks a backend by URL."""
+"""The storage ports and their backends. :func:`open_storage` picks a backend by URL."""
 
 from __future__ import annotations
 
-from dockyard.storage.port import (
+from dockyard.storage.ports import (
     Capabilities,
     ClaimRequest,
+    Fire,
+    FireResult,
     Heartbeat,
     InsertedJob,
+    InvocationUpdate,
     JobQuery,
+    NewInvocation,
     QueueInfo,
     Storage,
     StoredEvent,
@@ -18,9 +22,13 @@ from dockyard.storage.urls import open_storage, store_identity
 __all__ = [
     "Capabilities",
     "ClaimRequest",
+    "Fire",
+    "FireResult",
     "Heartbeat",
     "InsertedJob",
+    "InvocationUpdate",
     "JobQuery",
+    "NewInvocation",
     "QueueInfo",
     "Storage",
     "StoredEvent",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dockyard.storage.port import JobQuery
+from dockyard.storage.ports import JobQuery
 
 __all__ = ["UPDATABLE_COLUMNS", "list_jobs_sql"]
 

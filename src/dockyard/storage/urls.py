@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from dockyard.errors import ValidationError
-from dockyard.storage.port import Storage
+from dockyard.storage.ports import Storage
 
 __all__ = ["open_storage", "store_identity"]
 

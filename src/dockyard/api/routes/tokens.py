@@ -1,0 +1,50 @@
+"""The ``/v1/tokens`` routes: create, list and revoke API tokens.
+
+A token's secret is shown once, in the answer that creates it; the store keeps only its hash,
+and no other answer carries it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from dockyard.api.auth import allowed
+from dockyard.api.routes.dependencies import App
+from dockyard.api.schemas import TokenCreated, TokenIn, TokenOut
+from dockyard.app import Token, Tokens
+from dockyard.domain.documents import iso
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _token(token: Token) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role.value,
+        "created_at": iso(token.created_at),
+        "revoked_at": iso(token.revoked_at),
+    }
+
+
+@router.post(
+    "/tokens", status_code=201, response_model=TokenCreated, dependencies=[allowed(Tokens.create)]
+)
+async def create_token(body: TokenIn, app: App) -> dict[str, Any]:
+    """A new token; its secret is in this answer only."""
+    token, secret = await app.tokens.create(body.name, body.role)
+    return {**_token(token), "secret": secret}
+
+
+@router.get("/tokens", response_model=list[TokenOut], dependencies=[allowed(Tokens.list)])
+async def list_tokens(app: App) -> list[dict[str, Any]]:
+    return [_token(token) for token in await app.tokens.list()]
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenOut, dependencies=[allowed(Tokens.revoke)])
+async def revoke_token(token_id: str, app: App) -> dict[str, Any]:
+    return _token(await app.tokens.revoke(token_id))

@@ -1,0 +1,149 @@
+"""Checks of one value in a document, shared by every document parser in the domain.
+
+Each check takes the value and the field's name as the user wrote it (``retry.attempts``,
+``signing.region``), and returns the value in its parsed form or raises
+:class:`~dockyard.errors.ValidationError` naming that field and the rule it breaks. The messages
+are part of Dockyard's interface: the CLI prints them, the API returns them, tests pin them.
+
+This module is a leaf: the definition parser (:mod:`dockyard.domain.definitions`) and each
+executor kind's parser (:mod:`dockyard.domain.specs`) import it, and it imports neither.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from dockyard.errors import ValidationError
+
+__all__ = [
+    "check_env_name",
+    "flag",
+    "mapping",
+    "non_negative_int",
+    "non_negative_number",
+    "number",
+    "optional",
+    "parse_command",
+    "positive_int",
+    "positive_number",
+    "string",
+    "string_map",
+    "word",
+]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_WORD = re.compile(r"[a-z0-9-]{1,64}")
+
+T = TypeVar("T")
+
+
+def optional(
+    doc: Mapping[str, Any], key: str, check: Callable[[object, str], T], prefix: str = ""
+) -> T | None:
+    """``check`` applied to ``doc[key]``; None when the key is absent or null."""
+    value = doc.get(key)
+    return None if value is None else check(value, prefix + key)
+
+
+def string(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    return value
+
+
+def flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(field, "must be true or false")
+    return value
+
+
+def word(value: object, field: str) -> str:
+    """An AWS service or region name: lower-case letters, digits and hyphens."""
+    if not isinstance(value, str) or not _WORD.fullmatch(value):
+        raise ValidationError(field, "must be lower-case letters, digits and hyphens")
+    return value
+
+
+def number(value: object, field: str) -> float:
+    # bool is an int to Python, never a number to a user.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationError(field, "must be a number")
+    return float(value)
+
+
+def positive_number(value: object, field: str) -> float:
+    parsed = number(value, field)
+    if parsed <= 0:
+        raise ValidationError(field, "must be greater than 0")
+    return parsed
+
+
+def non_negative_number(value: object, field: str) -> float:
+    parsed = number(value, field)
+    if parsed < 0:
+        raise ValidationError(field, "must not be negative")
+    return parsed
+
+
+def _integer(value: object, field: str, *, minimum: int, rule: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValidationError(field, rule)
+    return value
+
+
+def positive_int(value: object, field: str) -> int:
+    return _integer(value, field, minimum=1, rule="must be a positive integer")
+
+
+def non_negative_int(value: object, field: str) -> int:
+    return _integer(value, field, minimum=0, rule="must be a non-negative integer")
+
+
+def mapping(value: object, field: str, keys: frozenset[str] | set[str]) -> Mapping[str, Any]:
+    """A mapping whose keys are all among ``keys``; an unknown key is named ``field.key``."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, "must be a mapping")
+    for key in value:
+        if key not in keys:
+            raise ValidationError(f"{field}.{key}", f"is not a field of {field}")
+    return value
+
+
+def string_map(value: object, field: str) -> dict[str, str]:
+    """A mapping of names to strings (numbers are taken as their text), naming the bad entry."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, "must be a mapping of names to strings")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ValidationError(f"{field}.{key}", "must be a string")
+        out[str(key)] = str(item)
+    return out
+
+
+def check_env_name(name: object, field: str) -> str:
+    """An environment variable name a user may set: ``DOCKYARD_*`` is Dockyard's own."""
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise ValidationError(
+            field, "must be a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+        )
+    if name.startswith("DOCKYARD_"):
+        raise ValidationError(field, "names starting with DOCKYARD_ are reserved")
+    return name
+
+
+def parse_command(value: object, field: str, *, shell: bool = False) -> tuple[str, ...]:
+    """A non-empty argv of strings; a plain string is taken as one shell line."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise ValidationError(field, "must be a non-empty list of strings")
+    if not all(isinstance(arg, str) for arg in value):
+        raise ValidationError(field, "must be a list of strings")
+    if value[0] == "":
+        raise ValidationError(field, "the program must not be an empty string")
+    if shell and len(value) != 1:
+        raise ValidationError(field, "must be a single shell line when shell is true")
+    return tuple(value)

@@ -1,0 +1,109 @@
+"""The jobs port: the hot path (insert, claim, transitions, leases) and the jobs' upkeep."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from dockyard.domain.records import Job, JobId, NewJob
+from dockyard.domain.states import JobState
+from dockyard.domain.transitions import Transition
+
+__all__ = ["ClaimRequest", "Heartbeat", "InsertedJob", "JobQuery", "JobStore"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsertedJob:
+    job: Job
+    #: False when an earlier job with the same idempotency key was returned instead.
+    created: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobQuery:
+    states: frozenset[JobState] = frozenset()
+    queue: str | None = None
+    definition_name: str | None = None
+    group_key: str | None = None
+    limit: int = 100
+    #: Only jobs submitted before the job with this id (newest first pagination).
+    before: JobId | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimRequest:
+    """Move up to ``limit`` runnable jobs from ``queues`` (None: all) to STARTING for a worker."""
+
+    worker_id: str
+    queues: tuple[str, ...] | None
+    limit: int
+    now: datetime
+    lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """A worker renews the lease of the jobs it runs (or only checks them, when ``lease_until``
+    is None)."""
+
+    worker_id: str
+    job_ids: tuple[JobId, ...]
+    now: datetime
+    lease_until: datetime | None
+
+
+class JobStore(Protocol):
+    async def insert(self, jobs: Sequence[NewJob]) -> builtins.list[InsertedJob]:
+        """Insert jobs as RUNNABLE, in one transaction; a job whose idempotency key exists
+        returns the existing job instead."""
+        ...
+
+    async def get(self, job_id: JobId) -> Job | None:
+        """The job with its attempts, read as of one moment."""
+        ...
+
+    async def select(self, query: JobQuery) -> builtins.list[Job]:
+        """The jobs ``query`` asks for, newest first, each with its attempts."""
+        ...
+
+    async def claim(self, request: ClaimRequest) -> builtins.list[Job]:
+        """Claim runnable jobs in priority then submission order, keeping groups one at a time."""
+        ...
+
+    async def apply(self, transitions: Sequence[Transition]) -> builtins.list[bool]:
+        """Apply each transition with a guarded write; False where its guard did not hold."""
+        ...
+
+    async def apply_and_claim(
+        self, transitions: Sequence[Transition], request: ClaimRequest
+    ) -> tuple[builtins.list[bool], builtins.list[Job]]:
+        """:meth:`apply` and :meth:`claim` in one transaction: a worker finishes jobs and takes
+        the next ones in one round trip."""
+        ...
+
+    async def heartbeat(self, beat: Heartbeat) -> frozenset[JobId]:
+        """Renew leases; return the ids the worker no longer holds (cancelled or taken over)."""
+        ...
+
+    async def expired_leases(self, now: datetime, limit: int) -> builtins.list[Job]:
+        """Jobs in STARTING or RUNNING whose lease ended before ``now``."""
+        ...
+
+    async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
+        """When the earliest job that waits for its not-before time becomes runnable."""
+        ...
+
+    async def prune_finished(self, before: datetime, limit: int) -> builtins.list[JobId]:
+        """Delete up to ``limit`` jobs that finished before ``before``, oldest first, with their
+        attempts; return their ids."""
+        ...
+
+    async def refresh_statistics(self) -> bool:
+        """Refresh the query planner's statistics of the jobs when many rows changed since they
+        were last gathered; return True when it did. Claims walk the right index only when the
+        planner knows how many jobs wait (PostgreSQL's autovacuum may be off, or a minute late
+        after a bulk submit)."""
+        ...
