@@ -6,6 +6,10 @@ Every job runs through a real worker; containers are checked on the engine itsel
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +20,11 @@ from dockyard.app import WorkerConfig
 from dockyard.client import Client
 from dockyard.domain.definitions import definition_document
 from dockyard.executors.docker import LABEL_JOB
+from dockyard.executors.reaper import Reaper
 from dockyard.settings import Settings
 from tests.conftest import REGISTRY_AUTH, WorkerThread, busybox_tar, wait_until
 from tests.test_cli import ok, run
+from tests.test_reliability import reapers_of
 
 
 def register_docker(client: Client, name: str, image: str, *command: str, **fields: Any) -> None:
@@ -147,9 +153,11 @@ def test_a_missing_image_with_pull_never_fails_clearly(
     assert job.status_reason is not None and "local/not-there:1" in job.status_reason
 
 
-def test_containers_left_by_a_killed_worker_are_removed_by_the_next(
+def test_containers_left_by_a_killed_worker_and_its_stopped_reaper_are_removed_by_the_next(
     client: Client, docker_client: Any, busybox_image: str, spawn_worker: Any
 ) -> None:
+    # The backstop for when the reaper cannot act (it died with its worker, or was frozen):
+    # the next worker on the engine sweeps at its start what no live worker holds.
     register_docker(client, "stays", busybox_image, "sleep", "600")
     first = spawn_worker("--concurrency", "1")
     job = client.submit("stays")
@@ -157,10 +165,67 @@ def test_containers_left_by_a_killed_worker_are_removed_by_the_next(
         lambda: [c for c in containers_of(docker_client, job.id) if c.status == "running"],
         what="the container to run",
     )
-    first.kill()  # SIGKILL: it cannot stop its container
-    assert [c.status for c in containers_of(docker_client, job.id)] == ["running"]
-    spawn_worker("--concurrency", "1")
-    wait_until(lambda: not containers_of(docker_client, job.id), what="the leftover to go")
+    (reaper,) = wait_until(lambda: reapers_of(first.pid), timeout=10, what="the reaper")
+    os.kill(reaper, signal.SIGSTOP)  # it cannot act; stopped, not dead, so it is not replaced
+    try:
+        first.kill()  # SIGKILL: it cannot stop its container
+        assert [c.status for c in containers_of(docker_client, job.id)] == ["running"]
+        spawn_worker("--concurrency", "1")
+        wait_until(lambda: not containers_of(docker_client, job.id), what="the leftover to go")
+    finally:
+        os.kill(reaper, signal.SIGKILL)
+
+
+def test_the_reaper_alone_removes_a_sigkilled_workers_container_at_once(
+    client: Client, docker_client: Any, busybox_image: str, spawn_worker: Any
+) -> None:
+    # No other worker, and a lease far longer than the test: only the reaper can remove it.
+    register_docker(client, "stays", busybox_image, "sleep", "600")
+    worker = spawn_worker("--concurrency", "1", "--lease", "600")
+    job = client.submit("stays")
+    wait_until(
+        lambda: [c for c in containers_of(docker_client, job.id) if c.status == "running"],
+        what="the container to run",
+    )
+    wait_until(lambda: client.get(job.id).state is JobState.RUNNING, what="the job to run")
+
+    worker.kill()
+
+    wait_until(lambda: not containers_of(docker_client, job.id), timeout=10, what="its removal")
+    wait_until(lambda: "removed 1 container(s)" in worker.output(), timeout=10, what="its report")
+
+
+def test_the_reaper_removes_a_container_whose_lease_runs_out_unrenewed(
+    docker_client: Any, busybox_image: str
+) -> None:
+    # The watchdog, for a worker that is frozen: a lease renewed keeps the container, one left
+    # to run out removes it, with no worker dying.
+    reaper = Reaper()
+    name = f"dockyard-test-{uuid.uuid4().hex[:8]}"
+    try:
+        reaper.lease("job/1", 1.0)
+        reaper.track_container(name, "unix:///var/run/docker.sock", "job/1")
+        container = docker_client.containers.run(
+            busybox_image, ["sleep", "600"], name=name, labels={LABEL_JOB: name}, detach=True
+        )
+        for _ in range(15):  # 1.5 s of renewals, as a worker makes them every lease / 3
+            reaper.lease("job/1", 1.0)
+            time.sleep(0.1)
+        container.reload()
+        assert container.status == "running"
+
+        wait_until(
+            lambda: not docker_client.containers.list(all=True, filters={"name": name}),
+            timeout=10,
+            what="the container to be removed",
+        )
+    finally:
+        process = reaper._proc
+        reaper._abandon()  # end of file: the reaper exits
+        if process is not None:
+            process.wait(15)
+        for left in docker_client.containers.list(all=True, filters={"name": name}):
+            left.remove(force=True)
 
 
 def test_eight_long_containers_are_all_stopped_when_cancelled(

@@ -307,10 +307,12 @@ def test_applied_shows_the_job_as_a_cancel_leaves_it() -> None:
     cancelled = transitions.applied(running, transitions.cancel(running, NOW, "no longer needed"))
     assert cancelled.state is JobState.CANCELLED
     assert cancelled.status_reason == "no longer needed"
+    # The lease stays with the worker until it has stopped the body (docs/guarantees.md).
     assert (cancelled.worker_id, cancelled.lease_expires_at, cancelled.stopped_at) == (
-        None,
-        None,
+        running.worker_id,
+        running.lease_expires_at,
         NOW,
     )
+    assert cancelled.worker_id == "w1"
     (attempt,) = cancelled.attempts
     assert (attempt.reason, attempt.stopped_at) == ("Cancelled", NOW)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from dockyard import Client, JobState
+from dockyard.errors import ConflictError
 from tests.conftest import register_process, wait_until
 
 # A hung job must fail the test, not the whole run.
@@ -436,3 +437,91 @@ def test_isolated_function_past_its_timeout_is_killed(client: Client, start_work
     assert job.state is JobState.FAILED
     (attempt,) = job.attempts
     assert attempt.reason == "Timeout"
+
+
+# -- an inline function keeps its lease until it returns (issue 25) ------------------------------
+
+
+def register_hold(client: Client, name: str, **fields: Any) -> None:
+    client.register(
+        {"executor": "python", "function": "tests.test_worker_leases:hold", **fields}, name=name
+    )
+
+
+def bodies(trace: Path) -> list[str]:
+    return [line.split()[0] for line in trace.read_text().splitlines()] if trace.exists() else []
+
+
+def test_an_inline_function_past_its_timeout_fails_the_job_but_keeps_the_lease_until_it_returns(
+    client: Client, start_worker: Any, tmp_path: Path
+) -> None:
+    worker = start_worker(concurrency=1, lease_seconds=3)
+    register_hold(client, "hold", timeout=1)
+    trace, release = tmp_path / "trace", tmp_path / "release"
+    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+
+    failed = client.wait(job.id, timeout=WAIT)  # at its timeout, not when the function returns
+
+    assert failed.state is JobState.FAILED
+    (attempt,) = failed.attempts
+    assert attempt.reason == "Timeout"
+    assert bodies(trace) == ["start"]  # the thread runs on...
+    # ...so the job keeps its worker's lease and slot: no retry, no other job starts beside it.
+    assert failed.worker_id == worker.worker.id
+    with pytest.raises(ConflictError, match=f"still stopping on worker {worker.worker.id}"):
+        client.retry(job.id)
+    other = client.submit("hold", payload={"trace": str(tmp_path / "other"), "release": "/"})
+    renewed = wait_until(
+        lambda: (lease := client.get(job.id).lease_expires_at) != failed.lease_expires_at and lease,
+        timeout=WAIT,
+        what="the kept lease to be renewed",
+    )
+    assert renewed and client.get(other.id).state is JobState.RUNNABLE
+
+    release.touch()
+    wait_until(lambda: client.get(job.id).worker_id is None, timeout=WAIT, what="the lease to go")
+    assert bodies(trace) == ["start", "end"]
+    assert client.get(job.id).state is JobState.FAILED  # the function's own end changes nothing
+    assert client.wait(other.id, timeout=WAIT).state is JobState.SUCCEEDED
+    assert client.retry(job.id).state is JobState.RUNNABLE
+
+
+def test_a_cancelled_inline_function_keeps_the_lease_until_it_returns(
+    client: Client, start_worker: Any, tmp_path: Path
+) -> None:
+    worker = start_worker(concurrency=1, lease_seconds=3)
+    register_hold(client, "hold")
+    trace, release = tmp_path / "trace", tmp_path / "release"
+    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    wait_until(lambda: bodies(trace), timeout=WAIT, what="the function to start")
+
+    cancelled = client.cancel(job.id)
+
+    assert cancelled.state is JobState.CANCELLED
+    assert cancelled.attempts[0].reason == "Cancelled"
+    # The cancel leaves the lease to the worker, which cannot stop the thread.
+    assert client.get(job.id).worker_id == worker.worker.id
+    with pytest.raises(ConflictError, match="still stopping"):
+        client.retry(job.id)
+    release.touch()
+    wait_until(lambda: client.get(job.id).worker_id is None, timeout=WAIT, what="the lease to go")
+    assert bodies(trace) == ["start", "end"]
+    done = client.get(job.id)
+    assert done.state is JobState.CANCELLED and len(done.attempts) == 1
+    assert client.retry(job.id).state is JobState.RUNNABLE
+
+
+def test_a_cancelled_process_lets_its_lease_go_once_it_is_stopped(
+    client: Client, start_worker: Any, tmp_path: Path
+) -> None:
+    start_worker()
+    pid_file = tmp_path / "pid"
+    register_process(client, "long", "sh", "-c", f"echo $$ > {pid_file}; exec sleep 60")
+    job = client.submit("long")
+    pid = wait_until(lambda: read_pid(pid_file), timeout=WAIT, what="the program to start") or 0
+
+    client.cancel(job.id)
+
+    wait_until(lambda: client.get(job.id).worker_id is None, timeout=WAIT, what="the lease to go")
+    assert is_dead(pid)
+    assert client.retry(job.id).state is JobState.RUNNABLE

@@ -24,6 +24,7 @@ import pytest
 
 import dockyard
 from dockyard import Client, Job, JobState
+from dockyard.executors.reaper import TOKEN_VARIABLE, Reaper
 from dockyard.settings import Settings
 from tests.conftest import REPO, WorkerProcess, register_process, wait_until
 
@@ -449,3 +450,261 @@ def test_worker_waiting_behind_a_running_group_does_not_busy_loop(client, spawn)
     assert head_done.state is JobState.SUCCEEDED
     assert client.wait(tail.id, timeout=30).state is JobState.SUCCEEDED
     assert used < IDLE_CPU_SHARE, f"a worker with a free slot used {used:.0%} of a CPU"
+
+
+# -- 10. a body never outlives its worker (issue 25) ----------------------------------------------
+
+
+def pid_dead(pid: int) -> bool:
+    """Gone, or a zombie nobody reaped yet."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    state = next(line for line in status.splitlines() if line.startswith("State:"))
+    return state.split()[1] in ("Z", "X")
+
+
+def reapers_of(worker_pid: int) -> list[int]:
+    """The reaper processes a worker started (its children running reaper.py)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == worker_pid and b"reaper.py" in command and not pid_dead(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def read_pids(path: Path, count: int) -> list[int] | None:
+    """The ``count`` pids a job wrote to ``path``, one a line, once it wrote them all."""
+    try:
+        lines = path.read_text().split()
+    except FileNotFoundError:
+        return None
+    return [int(line) for line in lines] if len(lines) >= count else None
+
+
+#: A program, its child, and a grandchild that left the group (setsid): all write their pids.
+FAMILY = (
+    "echo $$ >> {pids}; sleep 300 & echo $! >> {pids}; "
+    "setsid sh -c 'echo $$ >> {pids}; exec sleep 300' & wait"
+)
+
+
+def test_a_sigkilled_workers_programs_die_with_it_grandchildren_included(client, spawn, tmp_path):
+    pids = tmp_path / "pids"
+    register_process(client, "family", FAMILY.format(pids=shlex.quote(str(pids))), shell=True)
+    job = client.submit("family")
+    worker = spawn("--lease", "60", "--concurrency", "1")
+    family = wait_until(lambda: read_pids(pids, 3), timeout=20, what="the family to start") or []
+    # The start is written while the program starts: it may be RUNNING a moment after the pids.
+    wait_until(lambda: is_running(client, job.id), timeout=20, what="the job to run")
+    assert not any(pid_dead(pid) for pid in family)
+
+    worker.kill()
+
+    # Long before the 60 s lease: the reaper ends them, no rescue needed.
+    wait_until(lambda: all(pid_dead(pid) for pid in family), timeout=10, what="the family to die")
+    # The reaper says so once it has also scanned for the processes that left the group.
+    wait_until(
+        lambda: "killed 1 process group(s)" in worker.output(), timeout=10, what="its report"
+    )
+
+
+def write_pid_and_sleep(payload: dict[str, str]) -> None:
+    """An isolated function: write its pid, then outlive any test."""
+    Path(payload["pid"]).write_text(str(os.getpid()))
+    time.sleep(300)
+
+
+def test_a_sigkilled_workers_isolated_function_dies_with_it(client, spawn, tmp_path):
+    pid_file = tmp_path / "pid"
+    client.register(
+        {
+            "executor": "python",
+            "function": "tests.test_reliability:write_pid_and_sleep",
+            "isolation": "subprocess",
+        },
+        name="isolated",
+    )
+    client.submit("isolated", payload={"pid": str(pid_file)})
+    worker = spawn("--lease", "60")
+    (pid,) = wait_until(lambda: read_pids(pid_file, 1), timeout=30, what="the function") or [0]
+
+    worker.kill()
+
+    wait_until(lambda: pid_dead(pid), timeout=10, what="the function's process to die")
+
+
+def test_a_worker_whose_reaper_died_starts_another_that_still_reaps(client, spawn, tmp_path):
+    pids = tmp_path / "pids"
+    register_process(client, "family", FAMILY.format(pids=shlex.quote(str(pids))), shell=True)
+    client.submit("family")
+    worker = spawn("--lease", "60", "--concurrency", "1")
+    family = wait_until(lambda: read_pids(pids, 3), timeout=20, what="the family to start") or []
+    (first,) = wait_until(lambda: reapers_of(worker.pid), timeout=10, what="the reaper")
+
+    os.kill(first, signal.SIGKILL)
+    (second,) = wait_until(
+        lambda: [pid for pid in reapers_of(worker.pid) if pid != first],
+        timeout=10,
+        what="another reaper",
+    )
+    worker.kill()
+
+    wait_until(lambda: all(pid_dead(pid) for pid in family), timeout=10, what="the family to die")
+    assert second != first
+    assert "the reaper (pid" in worker.output()
+
+
+def test_sigterm_waits_for_an_inline_function_it_cannot_stop_and_records_its_end(
+    client, spawn, tmp_path
+):
+    # Issue 25, fault 2: the grace is shorter than the function. The worker must not hand the
+    # job back (another worker would run it beside the thread); it waits for the function.
+    trace, release = tmp_path / "trace", tmp_path / "release"
+    client.register(
+        {"executor": "python", "function": "tests.test_worker_leases:hold"}, name="hold"
+    )
+    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    worker = spawn("--shutdown-grace", "0.5")
+    wait_until(lambda: trace.exists(), timeout=30, what="the function to start")
+
+    worker.proc.send_signal(signal.SIGTERM)
+    wait_until(
+        lambda: "cannot be stopped" in worker.output(), timeout=20, what="the worker to warn"
+    )
+    held = client.get(job.id)
+    assert held.state is JobState.RUNNING and held.attempts[0].stopped_at is None
+    release.touch()
+    assert worker.terminate(timeout=30) == 0, worker.output()
+
+    done = client.get(job.id)
+    assert done.state is JobState.SUCCEEDED and done.result == "held"
+    (attempt,) = done.attempts
+    assert attempt.counted and attempt.reason is None
+    assert [line.split()[0] for line in trace.read_text().splitlines()] == ["start", "end"]
+
+
+def test_the_reaper_kills_a_group_whose_lease_runs_out_unrenewed_and_only_then(tmp_path):
+    # The watchdog, for a worker that is frozen: a lease renewed keeps the program past its
+    # first deadline; left to run out, the program dies with its group and a descendant that
+    # left the group (it carries the program's mark), with no worker dying.
+    pids = tmp_path / "pids"
+    reaper = Reaper()
+    mark = reaper.mark()
+    program = subprocess.Popen(
+        ["sh", "-c", FAMILY.format(pids=shlex.quote(str(pids)))],
+        start_new_session=True,
+        env={**os.environ, TOKEN_VARIABLE: mark},
+    )
+    try:
+        reaper.lease("job/1", 1.0)
+        reaper.track_group(program.pid, mark, "job/1")
+        family = wait_until(lambda: read_pids(pids, 3), timeout=20, what="the family") or []
+        for _ in range(15):  # 1.5 s of renewals, as a worker makes them every lease / 3
+            reaper.lease("job/1", 1.0)
+            time.sleep(0.1)
+        assert not any(pid_dead(pid) for pid in family)
+
+        wait_until(lambda: all(pid_dead(pid) for pid in family), timeout=10, what="its end")
+        assert program.wait(10) == -signal.SIGKILL
+    finally:
+        _close(reaper)
+        with suppress(ProcessLookupError):
+            os.killpg(program.pid, signal.SIGKILL)
+
+
+def test_a_program_that_execs_just_after_its_worker_died_is_killed_by_the_reaper():
+    # A program between its fork and its exec when its worker dies: its group was never told
+    # to the reaper, and it carries the worker's token only from its exec on. The reaper
+    # scans for the token again over the second after the end of its pipe.
+    reaper = Reaper()
+    reaper.ensure()
+    process = reaper._proc
+    reaper._abandon()  # the worker is gone: the reaper's pipe is at its end
+    program = subprocess.Popen(
+        ["sleep", "300"], start_new_session=True, env={**os.environ, TOKEN_VARIABLE: reaper.mark()}
+    )
+    try:
+        assert program.wait(10) == -signal.SIGKILL
+    finally:
+        with suppress(ProcessLookupError):
+            program.kill()
+        if process is not None:
+            process.wait(15)
+
+
+def _close(reaper: Reaper) -> None:
+    """Close the reaper's pipe as a worker's death does (it then exits), and wait for it."""
+    process = reaper._proc
+    reaper._abandon()
+    if process is not None:
+        process.wait(15)
+
+
+# -- 11. a graceful stop never hands back a job whose body ran (issue 17) ------------------------
+
+
+def test_a_job_claimed_by_a_claim_in_flight_at_sigterm_is_handed_back_unstarted(
+    postgres_url, tmp_path
+):
+    # The end of job A and the claim of job B share one transaction (apply_and_claim). Hold A's
+    # row so that this write is in flight when SIGTERM comes: B is claimed after the stop. It
+    # must not start (it would be handed back after its body ran, and run again elsewhere).
+    import psycopg
+
+    settings = Settings.resolve(home=tmp_path / "home", url=postgres_url, environ={})
+    trace, release = tmp_path / "trace", tmp_path / "release"
+    b_trace = tmp_path / "b-trace"
+    with dockyard.DirectClient(settings) as client:
+        client.register(
+            {"executor": "python", "function": "tests.test_worker_leases:hold"}, name="hold"
+        )
+        a = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+        worker = WorkerProcess(
+            settings, "--concurrency", "1", "--shutdown-grace", "10", log=tmp_path / "worker.log"
+        )
+        try:
+            wait_until(lambda: trace.exists(), timeout=30, what="job A to start")
+            b = client.submit("hold", payload={"trace": str(b_trace), "release": str(release)})
+            # Two sessions: the statistics views hold still inside a transaction.
+            with (
+                psycopg.connect(postgres_url, autocommit=True) as lock,
+                psycopg.connect(postgres_url, autocommit=True) as watch,
+            ):
+                with lock.transaction():
+                    lock.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", (a.id,))
+                    release.touch()  # A returns; its end waits on the row lock
+                    wait_until(
+                        lambda: watch.execute(
+                            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                            " AND query LIKE 'UPDATE jobs SET state%'"
+                        ).fetchone(),
+                        timeout=30,
+                        what="A's end to wait on the row lock",
+                    )
+                    worker.proc.send_signal(signal.SIGTERM)
+                    wait_until(
+                        lambda: "waiting up to 10s" in worker.output(),
+                        timeout=30,
+                        what="the worker to stop",
+                    )
+                    # Leaving the block commits: A's end and B's claim go through.
+            assert worker.proc.wait(60) == 0, worker.output()
+        finally:
+            worker.close()
+
+        assert client.get(a.id).state is JobState.SUCCEEDED
+        back = client.get(b.id)
+        assert not b_trace.exists(), "B's body ran, then B was handed back to run again"
+        assert back.state is JobState.RUNNABLE and back.attempts_used == 0
+        (released,) = back.attempts
+        assert (released.reason, released.counted, released.started_at) == ("Released", False, None)

@@ -14,6 +14,7 @@ from dockyard.domain.records import Definition, Job, JobId
 from dockyard.domain.retry import RetryPolicy
 from dockyard.domain.states import JobState
 from dockyard.storage import Heartbeat, JobQuery, Storage
+from dockyard.storage.ports.jobs import LeaseEnd
 from tests.storage.conftest import Run
 from tests.storage.records import LEASE, T0, at, claim_request, definition_spec, finish, job
 
@@ -242,13 +243,14 @@ def test_an_attempt_is_closed_once(storage: Storage, run: Run, definition: Defin
         ended.attempts[0].exit_code,
         ended.attempts[0].reason,
     ) == (at(4), 0, None)
-    # A cancel closes the other first; its worker's end changes nothing afterwards.
+    # A cancel closes the other first; its worker's end changes nothing afterwards. The lease
+    # stays with the worker, which stops the body and then lets it go.
     assert run(storage.jobs.apply([transitions.cancel(cancelled, at(4))])) == [True]
     assert run(storage.jobs.apply([finish(cancelled, "w1", at(6))])) == [False]
     stopped = current(storage, run, cancelled.id)
     assert (stopped.state, stopped.worker_id, stopped.stopped_at) == (
         JobState.CANCELLED,
-        None,
+        "w1",
         at(4),
     )
     assert (stopped.attempts[0].stopped_at, stopped.attempts[0].reason) == (at(4), "Cancelled")
@@ -285,7 +287,9 @@ def test_heartbeat_renews_leases_and_names_the_jobs_no_longer_held(
     held = (a.id, b.id, c.id)
     assert run(storage.jobs.heartbeat(beat("w1", held, at(10), at(70)))) == {c.id}
     assert current(storage, run, a.id).lease_expires_at == at(70)
-    assert current(storage, run, c.id).lease_expires_at is None
+    # The cancelled job is no longer active (named, so its body stops), but its lease is still
+    # the worker's until the body has stopped: renewed like the others.
+    assert current(storage, run, c.id).lease_expires_at == at(70)
     # A check (no lease_until) tells the same; another worker holds none of them, renews none.
     assert run(storage.jobs.heartbeat(beat("w1", held, at(20), None))) == {c.id}
     lost = run(storage.jobs.heartbeat(beat("w2", (a.id, b.id), at(20), at(200))))
@@ -382,3 +386,83 @@ def test_a_cancel_read_before_a_claim_closes_the_attempt_the_claim_opened(
     started = transitions.start(claimed, "w1", at(2))
     assert run(storage.jobs.apply([started])) == [False]
     assert current(storage, run, claimed.id).attempts == (attempt,)
+
+
+def test_end_leases_lets_go_only_of_the_workers_jobs_that_are_no_longer_active(
+    storage: Storage, run: Run, definition: Definition
+) -> None:
+    run(storage.jobs.insert([job(definition) for _ in range(3)]))
+    active, cancelled, other = run(storage.jobs.claim(claim_request("w1", now=T0)))
+    run(storage.jobs.apply([transitions.cancel(current(storage, run, cancelled.id), at(1))]))
+    assert current(storage, run, cancelled.id).worker_id == "w1"
+    # Another worker lets go of nothing; an active job keeps its lease (the rescue needs it).
+    assert run(storage.jobs.end_leases(LeaseEnd(worker_id="w2", job_ids=(cancelled.id,)))) == 0
+    ended = run(
+        storage.jobs.end_leases(LeaseEnd(worker_id="w1", job_ids=(active.id, cancelled.id)))
+    )
+    assert ended == 1
+    let_go = current(storage, run, cancelled.id)
+    assert (let_go.state, let_go.worker_id, let_go.lease_expires_at) == (
+        JobState.CANCELLED,
+        None,
+        None,
+    )
+    kept = current(storage, run, active.id)
+    assert (kept.worker_id, kept.lease_expires_at) == ("w1", at(30))
+    assert run(storage.jobs.end_leases(LeaseEnd(worker_id="w1", job_ids=()))) == 0
+    assert current(storage, run, other.id).worker_id == "w1"
+
+
+def test_a_retry_by_request_waits_until_no_live_lease_holds_the_job(
+    storage: Storage, run: Run, definition: Definition
+) -> None:
+    run(storage.jobs.insert([job(definition)]))
+    (claimed,) = run(storage.jobs.claim(claim_request("w1", now=T0)))  # lease until at(30)
+    run(storage.jobs.apply([transitions.start(claimed, "w1", at(1))]))
+    run(storage.jobs.apply([transitions.cancel(current(storage, run, claimed.id), at(2))]))
+    cancelled = current(storage, run, claimed.id)
+    # The body still stops on w1: its lease is live, the retry does not apply...
+    assert run(storage.jobs.apply([transitions.requeue(cancelled, at(3))])) == [False]
+    assert current(storage, run, claimed.id).state is JobState.CANCELLED
+    # ...nor once renewed; once the lease has run out, it does, and clears it.
+    run(storage.jobs.heartbeat(beat("w1", (claimed.id,), at(20), at(40))))
+    assert run(storage.jobs.apply([transitions.requeue(cancelled, at(39))])) == [False]
+    assert run(storage.jobs.apply([transitions.requeue(cancelled, at(41))])) == [True]
+    requeued = current(storage, run, claimed.id)
+    assert (requeued.state, requeued.worker_id, requeued.lease_expires_at) == (
+        JobState.RUNNABLE,
+        None,
+        None,
+    )
+
+
+def test_a_retry_by_request_applies_once_the_worker_let_go_of_the_lease(
+    storage: Storage, run: Run, definition: Definition
+) -> None:
+    run(storage.jobs.insert([job(definition)]))
+    (claimed,) = run(storage.jobs.claim(claim_request("w1", now=T0)))
+    run(storage.jobs.apply([transitions.start(claimed, "w1", at(1))]))
+    running = current(storage, run, claimed.id)
+    # A timeout decided while the body runs on: the end keeps the lease.
+    timed_out = Outcome.timed_out(1.0)
+    end = transitions.after_outcome(
+        running,
+        RetryPolicy(),
+        timed_out,
+        worker_id="w1",
+        now=at(2),
+        rng=random.Random(0),
+        keep_lease=True,
+    )
+    assert run(storage.jobs.apply([end])) == [True]
+    failed = current(storage, run, claimed.id)
+    assert (failed.state, failed.worker_id, failed.lease_expires_at) == (
+        JobState.FAILED,
+        "w1",
+        at(30),
+    )
+    assert failed.attempts[0].reason == "Timeout"
+    assert run(storage.jobs.apply([transitions.requeue(failed, at(3))])) == [False]
+    assert run(storage.jobs.end_leases(LeaseEnd(worker_id="w1", job_ids=(claimed.id,)))) == 1
+    assert run(storage.jobs.apply([transitions.requeue(failed, at(4))])) == [True]
+    assert current(storage, run, claimed.id).state is JobState.RUNNABLE

@@ -7,6 +7,18 @@ to and the fields that change with it. Storage applies it with one guarded write
 
 The claim (RUNNABLE → STARTING) is done by storage in bulk for speed; it uses :data:`CLAIM` so that
 the edge is still defined here.
+
+**A lease outlives its job's state while the attempt's body runs** (docs/guarantees.md). A job's
+``worker_id`` and ``lease_expires_at`` say which worker still runs a body for it, until when; they
+are cleared by the transition that ends an attempt whose body has ended, and otherwise kept:
+
+- a cancel never clears them: the worker that holds the lease stops the body, then lets the lease
+  go (``JobStore.end_leases``); a dead worker's lease simply runs out;
+- an end decided while the body still runs (an inline function past its timeout cannot be
+  stopped) keeps them (``after_outcome(keep_lease=True)``), and the worker lets the lease go once
+  the function has returned;
+- a person's retry (:func:`requeue`) applies only while no live lease holds the job, so a new
+  attempt never starts beside the old one's body.
 """
 
 from __future__ import annotations
@@ -94,6 +106,9 @@ class Transition:
     expected_worker: str | None = None
     #: Only apply while the job's lease ends before this time (rescue of expired leases).
     lease_expired_before: datetime | None = None
+    #: Only apply while no live lease holds the job at this time: it has none, or one that ended
+    #: before it (a retry by request waits for the last attempt's body to end).
+    no_live_lease_at: datetime | None = None
     attempt_end: AttemptEnd | None = None
     attempt_started_at: datetime | None = None
 
@@ -130,11 +145,18 @@ def after_outcome(
     now: datetime,
     rng: random.Random,
     lease_expired_before: datetime | None = None,
+    keep_lease: bool = False,
 ) -> Transition:
     """Map an attempt's outcome to the job's next state: done, retried later, failed or cancelled.
 
     This is the one place where outcomes become states (DESIGN.md §4). Timeouts and cancellations
     are never retried; other failures follow the ``evaluate_on_exit`` rules, then the attempts left.
+
+    ``keep_lease``: the outcome is decided but the attempt's body still runs (an inline function
+    that cannot be stopped), so the end keeps ``worker_id`` and ``lease_expires_at`` for the worker
+    to let go of once the body has ended. Only an end that is final may keep it: a retry would
+    make the job claimable beside the body, so it raises ValueError (the worker waits for the body
+    and then ends the attempt as usual).
     """
     end = AttemptEnd(
         number=job.attempt_count,
@@ -158,7 +180,8 @@ def after_outcome(
             attempt_end=end,
         )
 
-    done: dict[str, object] = {**_LEASE_RELEASED, "stopped_at": now, "exit_code": outcome.exit_code}
+    lease = {} if keep_lease else _LEASE_RELEASED
+    done: dict[str, object] = {**lease, "stopped_at": now, "exit_code": outcome.exit_code}
     match outcome.kind:
         case OutcomeKind.SUCCEEDED:
             return finish(S.SUCCEEDED, {**done, "result": outcome.result})
@@ -169,6 +192,8 @@ def after_outcome(
         case OutcomeKind.FAILED | OutcomeKind.LOST:
             if not _should_retry(job, policy, outcome):
                 return finish(S.FAILED, done)
+            if keep_lease:
+                raise ValueError(f"job {job.id} would be retried while its body still runs")
             delay = backoff_delay(policy, job.attempts_used, rng)
             if outcome.retry_after is not None:  # asked for, within the backoff's bounds
                 delay = min(max(outcome.retry_after, 0.0), policy.backoff_max)
@@ -229,7 +254,11 @@ def release(job: Job, worker_id: str, now: datetime) -> Transition:
 
 
 def cancel(job: Job, now: datetime, reason: str | None = None) -> Transition:
-    """Cancel from any non-terminal state; a running attempt is then stopped by its worker."""
+    """Cancel from any non-terminal state; a running attempt is then stopped by its worker.
+
+    The lease stays: the worker that holds it stops the body and then lets it go, so that a retry
+    by request cannot start a new attempt beside a body that is still stopping.
+    """
     if job.state in TERMINAL_STATES:
         raise ValueError(f"job {job.id} is already {job.state}")
     reason = reason or "Cancelled by request"
@@ -246,20 +275,32 @@ def cancel(job: Job, now: datetime, reason: str | None = None) -> Transition:
         job_id=job.id,
         expected_from=NON_TERMINAL,
         to=S.CANCELLED,
-        updates={**_LEASE_RELEASED, "stopped_at": now},
+        updates={"stopped_at": now},
         reason=reason,
         attempt_end=end,
     )
 
 
 def requeue(job: Job, now: datetime) -> Transition:
-    """A person retries a FAILED or CANCELLED job: it runs again with its attempts renewed."""
+    """A person retries a FAILED or CANCELLED job: it runs again with its attempts renewed.
+
+    Guarded by the lease: while the last attempt's body still runs (a cancelled job whose worker
+    is stopping it, an inline function past its timeout), the job holds a live lease and the
+    retry does not apply; once the lease was let go or has run out, it does.
+    """
     return Transition(
         job_id=job.id,
         expected_from=frozenset({S.FAILED, S.CANCELLED}),
         to=S.RUNNABLE,
-        updates={"attempts_used": 0, "not_before": now, "stopped_at": None, "exit_code": None},
+        updates={
+            **_LEASE_RELEASED,
+            "attempts_used": 0,
+            "not_before": now,
+            "stopped_at": None,
+            "exit_code": None,
+        },
         reason="Retried by request",
+        no_live_lease_at=now,
     )
 
 

@@ -9,12 +9,18 @@ loop's default thread pool; each running container has one thread of its own tha
 output and then waits for its exit, so that many long containers cannot take every pooled thread
 and leave none for the ``stop`` of a cancel.
 
-Containers a killed worker left behind are listed by :meth:`DockerExecutor.leftovers` and removed
-by :meth:`DockerExecutor.remove`; the worker decides which are orphans (executors never touch
-storage). Containers are labelled with the store they belong to, so that workers of other stores
-on the same engine are never taken for dead. Listing asks the engine's Unix socket directly with
-httpx, which is already loaded, rather than the Docker SDK: every worker start lists, and loading
-the SDK for that costs ~0.1 s and ~9 MB on a host where no docker job may ever run.
+A container never outlives its worker, nor its lease (docs/guarantees.md): it is named by the
+worker, and from just before its creation until its removal that name is registered with the
+worker's reaper (:mod:`dockyard.executors.reaper`) under the attempt's lease; the reaper removes
+it through the engine when the worker dies, however it died, or when the lease runs out without
+a renewal (a frozen worker). What the reaper could not remove (it died too, or the engine was away) is swept
+by live workers: containers are listed by :meth:`DockerExecutor.leftovers` and removed by
+:meth:`DockerExecutor.remove`; the worker decides which are orphans (executors never touch
+storage). Containers are labelled with the store they belong to, so that workers of other
+stores on the same engine are never taken for dead. Listing and removing ask the engine's Unix
+socket directly with httpx, which is already loaded, rather than the Docker SDK: every worker
+sweeps, and loading the SDK for that costs ~0.1 s and ~9 MB on a host where no docker job may
+ever run.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Mapping
@@ -37,6 +44,7 @@ from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import DockerSpec
 from dockyard.executors.payload import CONTAINER_PAYLOAD_PATH, payload_file, payload_variables
 from dockyard.executors.port import ExecutionContext, Leftover
+from dockyard.executors.reaper import ReaperUnavailable, shared_reaper
 
 __all__ = ["DockerExecutor"]
 
@@ -106,15 +114,32 @@ class DockerExecutor:
         digest = _digest(image)
         context.log.write(f"dockyard: image {spec.image} ({digest})\n".encode())
         with payload_file(context) as payload:
+            reaper = shared_reaper()
+            # Named by us and told to the reaper before the engine creates it: a worker killed
+            # while the creation is in flight leaves nothing the reaper does not know.
+            name = f"dockyard-{context.job.id}-{context.attempt}-{secrets.token_hex(4)}"
             try:
-                container = await asyncio.to_thread(self._create, client, spec, context, payload)
-            except Exception as error:
-                context.log.write(f"dockyard: cannot create the container: {error}\n".encode())
-                return Outcome.failed(reason="CannotStart", status_reason=f"Cannot create: {error}")
+                reaper.track_container(name, self._engine, context.lease)
+            except ReaperUnavailable as error:
+                context.log.write(f"dockyard: {error}; not starting the container\n".encode())
+                return Outcome.failed(reason="CannotStart", status_reason=f"No reaper: {error}")
             try:
-                outcome = await self._supervise(container, context)
+                try:
+                    container = await asyncio.to_thread(
+                        self._create, client, spec, context, payload, name
+                    )
+                except Exception as error:
+                    context.log.write(f"dockyard: cannot create the container: {error}\n".encode())
+                    return Outcome.failed(
+                        reason="CannotStart", status_reason=f"Cannot create: {error}"
+                    )
+                try:
+                    outcome = await self._supervise(container, context)
+                finally:
+                    await asyncio.to_thread(_remove_quietly, container)
             finally:
-                await asyncio.to_thread(_remove_quietly, container)
+                with suppress(ReaperUnavailable):
+                    reaper.forget_container(name)
         return replace(outcome, image=f"{spec.image.split('@')[0]}@{digest}")
 
     def _image(self, client: Any, spec: DockerSpec) -> Any:
@@ -141,10 +166,11 @@ class DockerExecutor:
             ) from None
 
     def _create(
-        self, client: Any, spec: DockerSpec, context: ExecutionContext, payload: Path
+        self, client: Any, spec: DockerSpec, context: ExecutionContext, payload: Path, name: str
     ) -> Any:
         resources = context.spec.resources
         options: dict[str, Any] = {
+            "name": name,
             "command": None if spec.command is None else list(spec.command),
             "entrypoint": None if spec.entrypoint is None else list(spec.entrypoint),
             "environment": {
@@ -210,12 +236,21 @@ class DockerExecutor:
 
     # -- leftovers ----------------------------------------------------------------------------
 
+    @property
+    def _engine(self) -> str:
+        """The engine's address (``DOCKER_HOST``, or the local socket)."""
+        return self._base.get("DOCKER_HOST", f"unix://{DEFAULT_SOCKET}")
+
+    def _socket(self) -> str | None:
+        """The engine's Unix socket, when it is reached through one."""
+        host = self._engine
+        return host.removeprefix("unix://") if host.startswith("unix://") else None
+
     def leftovers(self) -> list[Leftover]:
         """This store's containers on this engine, running or not (blocking: call in a thread)."""
         labels = [LABEL_JOB, f"{LABEL_STORE}={self._store}"]
-        host = self._base.get("DOCKER_HOST", f"unix://{DEFAULT_SOCKET}")
-        if host.startswith("unix://"):
-            path = host.removeprefix("unix://")
+        path = self._socket()
+        if path is not None:
             if not os.path.exists(path):
                 return []  # no engine here: nothing was left on it
             listed = _list_over_socket(path, labels)
@@ -234,6 +269,10 @@ class DockerExecutor:
 
     def remove(self, ids: list[str]) -> None:
         """Kill and remove these containers (blocking: call in a thread)."""
+        path = self._socket()
+        if path is not None:
+            _remove_over_socket(path, ids)
+            return
         client = self._docker()
         for container_id in ids:
             try:
@@ -287,6 +326,19 @@ def _list_over_socket(path: str, labels: list[str]) -> list[dict[str, Any]]:
         )
         response.raise_for_status()
         return [{"Id": item["Id"], "Labels": item.get("Labels") or {}} for item in response.json()]
+
+
+def _remove_over_socket(path: str, ids: list[str]) -> None:
+    """``DELETE /containers/ID?force=1`` for each id, over the engine's Unix socket."""
+    transport = httpx.HTTPTransport(uds=path)
+    with httpx.Client(transport=transport, base_url="http://docker", timeout=10.0) as http:
+        for container_id in ids:
+            try:
+                response = http.delete(f"/containers/{container_id}", params={"force": "1"})
+                if response.status_code not in (204, 404):
+                    log.warning("cannot remove container %s: %s", container_id[:12], response.text)
+            except httpx.HTTPError as error:
+                log.warning("cannot remove container %s: %s", container_id[:12], error)
 
 
 def _state(container: Any) -> dict[str, Any]:

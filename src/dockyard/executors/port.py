@@ -1,17 +1,50 @@
-"""The executor port."""
+"""The executor port: what an attempt gets (:class:`ExecutionContext`), what it returns
+(:class:`~dockyard.domain.outcomes.Outcome`), and what some executors can do besides.
+
+An executor returns once the attempt's outcome is decided. Usually its body (a process, a
+container, a coroutine) has ended by then; the exception is a body nothing can stop, an inline
+function on a thread past its timeout or its cancel. Such an executor hands the worker a future
+of the body's own outcome through :meth:`ExecutionContext.linger` before it returns, and the
+worker keeps the job's lease and slot until that future is done (docs/guarantees.md).
+
+A body on a thread of the worker is said so as it starts (:meth:`ExecutionContext.runs_on_thread`):
+if its lease lapses, only the end of the worker process can stop it. Whatever else an attempt
+starts (a process group, a container) is told to the worker's reaper under the attempt's lease
+(:attr:`ExecutionContext.lease`), so that it dies when the lease runs out unrenewed.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import DefinitionSpec, Job
 from dockyard.logs.port import LogSink
 
-__all__ = ["Closes", "ExecutionContext", "Executor", "LeavesThingsBehind", "Leftover"]
+__all__ = [
+    "Closes",
+    "ExecutionContext",
+    "Executor",
+    "LeavesThingsBehind",
+    "Leftover",
+    "lease_key",
+]
+
+
+def lease_key(job_id: str, attempt: int) -> str:
+    """The name of one attempt's lease, as the worker tells it to the reaper."""
+    return f"{job_id}/{attempt}"
+
+
+def _nobody_waits(body: asyncio.Future[Outcome]) -> None:
+    """The default :attr:`ExecutionContext.lingering`: the caller waits for no body."""
+
+
+def _nobody_asks(call: asyncio.Future[Any]) -> None:
+    """The default :attr:`ExecutionContext.threads`: the caller does not ask."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +60,27 @@ class ExecutionContext:
     cancel_grace: float = 1.0
     #: The worker running the attempt (containers are labelled with it).
     worker_id: str = ""
+    #: Told of a body that outlives the outcome (see :meth:`linger`); the worker's callback.
+    lingering: Callable[[asyncio.Future[Outcome]], None] = _nobody_waits
+    #: Told of a body that runs on a thread (see :meth:`runs_on_thread`); the worker's callback.
+    threads: Callable[[asyncio.Future[Any]], None] = _nobody_asks
+
+    @property
+    def lease(self) -> str:
+        """The attempt's lease, under which its bodies are told to the reaper."""
+        return lease_key(self.job.id, self.attempt)
+
+    def runs_on_thread(self, call: asyncio.Future[Any]) -> None:
+        """Say that the body runs on a thread of the worker until ``call`` is done: nothing
+        but the end of the worker process can stop it (the worker ends itself rather than let
+        it outlive its lease)."""
+        self.threads(call)
+
+    def linger(self, body: asyncio.Future[Outcome]) -> None:
+        """Say that the outcome about to be returned is decided, but the attempt's body still
+        runs until ``body`` is done, with the outcome the body itself came to. Called at most
+        once per attempt, before :meth:`Executor.run` returns."""
+        self.lingering(body)
 
     def environment(self) -> Mapping[str, str]:
         """The job's environment plus the variables Dockyard sets for every attempt (the

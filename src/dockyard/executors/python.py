@@ -2,9 +2,15 @@
 
 Inline, an ``async def`` runs on the worker's event loop and a plain function on a thread; what
 it prints goes to the job's log (``sys.stdout`` and ``sys.stderr`` are routed per job through a
-context variable). A timeout or cancel stops waiting for an inline function at once but cannot
-kill a thread: definitions that need a hard stop ask for ``isolation: subprocess``, which runs the
-function in a child Python process killed like any process job.
+context variable). Definitions that need a hard stop ask for ``isolation: subprocess``, which runs
+the function in a child Python process killed like any process job.
+
+Nothing can stop a thread. When an inline plain function outlives its timeout or its cancel, the
+outcome is decided at once (timed out, cancelled), but the function runs on: the executor says
+so through :meth:`ExecutionContext.linger`, with a future of the function's own outcome, and the
+worker keeps the job's lease and slot until it is done, so that no other attempt of the job
+starts beside it (docs/guarantees.md). An ``async def`` is cancelled at its next ``await``; one
+that does not end within the cancel grace (it swallowed the cancel) lingers the same way.
 """
 
 from __future__ import annotations
@@ -16,15 +22,13 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import JSON, PythonSpec
-from dockyard.executors.payload import payload_variables
+from dockyard.executors.payload import handover, payload_variables
 from dockyard.executors.port import ExecutionContext
 from dockyard.executors.process import run_process
 from dockyard.logs.port import LogSink
@@ -79,6 +83,23 @@ def _failure(error: BaseException) -> Outcome:
     )
 
 
+def _call_outcome(call: asyncio.Future[Any], context: ExecutionContext) -> Outcome:
+    """The outcome of a finished call: its result, or the exception it raised (logged)."""
+    if call.cancelled():
+        return Outcome.cancelled()
+    error = call.exception()
+    if error is not None:
+        context.log.write("".join(traceback.format_exception(error)).encode())
+        return _failure(error)
+    return _result_outcome(call.result())
+
+
+async def _settle(call: asyncio.Future[Any], context: ExecutionContext) -> Outcome:
+    """The outcome a lingering call comes to, once it has ended."""
+    await asyncio.wait({call})
+    return _call_outcome(call, context)
+
+
 def _result_outcome(result: object) -> Outcome:
     try:
         encoded = json.dumps(result)
@@ -117,7 +138,12 @@ class PythonExecutor:
             if inspect.iscoroutinefunction(function):
                 call = asyncio.ensure_future(function(context.job.payload))
             else:
-                call = asyncio.ensure_future(asyncio.to_thread(function, context.job.payload))
+                # Not asyncio.to_thread: cancelling its task would forget the thread, whose end
+                # the worker must still see when the function outlives its timeout or cancel.
+                run = contextvars.copy_context().run
+                loop = asyncio.get_running_loop()
+                call = loop.run_in_executor(None, run, function, context.job.payload)
+                context.runs_on_thread(call)
             return await self._await_call(call, context)
         finally:
             _current_sink.reset(token)
@@ -131,40 +157,46 @@ class PythonExecutor:
             )
         finally:
             cancelled.cancel()
-        if call not in done:
-            call.cancel()
-            if cancelled in done:
-                return Outcome.cancelled()
-            return Outcome.timed_out(timeout or 0.0)
-        error = call.exception()
-        if error is not None:
-            context.log.write("".join(traceback.format_exception(error)).encode())
-            return _failure(error)
-        return _result_outcome(call.result())
+        if call in done:
+            return _call_outcome(call, context)
+        decided = Outcome.cancelled() if cancelled in done else Outcome.timed_out(timeout or 0.0)
+        if isinstance(call, asyncio.Task):
+            call.cancel()  # a coroutine stops at its next await...
+            await asyncio.wait({call}, timeout=context.cancel_grace)
+            if call.done():
+                if not call.cancelled():
+                    call.exception()  # retrieved: what it raised while stopping is moot
+                return decided
+        # ...a thread cannot be stopped (nor a coroutine that swallowed its cancel): the
+        # outcome stands, and the worker waits for the body before it lets the lease go.
+        context.linger(asyncio.ensure_future(_settle(call, context)))
+        return decided
 
     async def _run_isolated(self, spec: PythonSpec, context: ExecutionContext) -> Outcome:
-        with tempfile.TemporaryDirectory(prefix="dockyard-") as scratch:
-            result_path = Path(scratch) / "result.json"
-            payload_path = Path(scratch) / "payload.json"
-            payload = json.dumps(context.job.payload).encode()
-            payload_path.write_bytes(payload)
+        """The function in a child process; the payload and the result pass through files in
+        memory (:func:`dockyard.executors.payload.handover`)."""
+        encoded = json.dumps(context.job.payload)
+        with handover("payload", encoded.encode()) as payload, handover("result") as result:
             env = {
                 **self._base,
                 **context.environment(),
-                **payload_variables(context, str(payload_path)),
-                "DOCKYARD_RESULT_FILE": str(result_path),
+                **payload_variables(context, payload.path, encoded),
+                "DOCKYARD_RESULT_FILE": result.path,
                 "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), *sys.path])),
             }
             argv = (sys.executable, "-m", "dockyard.executors.python_child", spec.function)
-            outcome = await run_process(argv, env=env, cwd=None, context=context, stdin=payload)
-            if outcome.exit_code == 0:
-                try:
-                    report = json.loads(result_path.read_text())
-                except (OSError, ValueError):
-                    return Outcome.failed(
-                        reason="NoResult", status_reason="The function left no result"
-                    )
-                if "error" in report:
-                    return Outcome.failed(reason=report["error"], status_reason=report["message"])
-                return Outcome.succeeded(exit_code=None, result=report["result"])
-            return outcome
+            descriptors = payload.descriptors + result.descriptors
+            outcome = await run_process(
+                argv, env=env, cwd=None, context=context, pass_fds=descriptors
+            )
+            if outcome.exit_code != 0:
+                return outcome
+            try:
+                report = json.loads(result.read())
+            except (OSError, ValueError):
+                return Outcome.failed(
+                    reason="NoResult", status_reason="The function left no result"
+                )
+        if "error" in report:
+            return Outcome.failed(reason=report["error"], status_reason=report["message"])
+        return Outcome.succeeded(exit_code=None, result=report["result"])

@@ -1,8 +1,10 @@
 """Entry point of an isolated ``python`` job: ``python -m dockyard.executors.python_child MOD:FN``.
 
-Reads the payload as JSON on stdin, calls the function (awaiting it when it is a coroutine
-function) and writes ``{"result": …}`` or ``{"error": type, "message": …}`` to the file named by
-``DOCKYARD_RESULT_FILE``. Exit code 0 means the report was written.
+Reads the payload as JSON from ``DOCKYARD_PAYLOAD`` or, when it is too big for the environment,
+from the file named by ``DOCKYARD_PAYLOAD_FILE`` (see :mod:`dockyard.executors.payload`), calls
+the function (awaiting it when it is a coroutine function) and writes ``{"result": …}`` or
+``{"error": type, "message": …}`` to the file named by ``DOCKYARD_RESULT_FILE``. Exit code 0
+means the report was written.
 """
 
 from __future__ import annotations
@@ -18,7 +20,11 @@ from dockyard.executors.python import load_function
 
 
 def main(ref: str) -> int:
-    payload = json.loads(sys.stdin.read() or "null")
+    encoded = os.environ.get("DOCKYARD_PAYLOAD")
+    if encoded is None:
+        with open(os.environ["DOCKYARD_PAYLOAD_FILE"], "rb") as file:
+            encoded = file.read().decode()
+    payload = json.loads(encoded or "null")
     report: dict[str, object]
     try:
         function = load_function(ref)

@@ -2,12 +2,26 @@
 
 One asyncio loop drives everything. Jobs are claimed up to the free slots in one call; each runs
 in its own task; the outcome an executor returns becomes a transition in one place
-(:func:`dockyard.domain.transitions.after_outcome`). A side task renews leases and notices jobs
-that were cancelled (or taken over) and stops them. Beside it runs the maintenance service
+(:func:`dockyard.domain.transitions.after_outcome`). Side tasks renew leases, notice jobs that
+were cancelled (or taken over) and stop them, and fence jobs whose lease cannot be renewed
+(:mod:`dockyard.runtime.leases`), and sweep containers that dead workers left
+(:mod:`dockyard.runtime.leftovers`). Beside it runs the maintenance service
 (:mod:`dockyard.runtime.maintenance`), started and stopped with the worker, which rescues jobs
 whose worker died when this worker leads. The worker sleeps until storage reports a change, a
 slot frees up, or the next delayed job is due, with a polling fallback so that a lost wake-up
 costs latency, never a job. It keeps the service contract of :mod:`dockyard.runtime.service`.
+
+**A body never outlives its lease** (docs/guarantees.md). A job keeps its slot and its lease
+until its body has ended, not merely until its outcome is known: an inline function that
+outlives its timeout or its cancel is recorded at once (the end keeps the lease), and the lease
+is let go only once the function has returned. A retry never starts beside a running body.
+
+**A graceful stop** claims nothing more (a job claimed by a claim in flight at the stop never
+starts: it is handed back at once), waits up to ``shutdown_grace`` for every running job, those
+launched meanwhile included, then stops the rest and hands back only attempts whose bodies were
+really stopped. A body that ended by itself records its real outcome, and an inline function
+that cannot be stopped is waited for (a warning names it) and records its own outcome: a job
+whose attempt already ran is never handed back to run again.
 """
 
 from __future__ import annotations
@@ -19,23 +33,25 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from dockyard.domain import transitions
 from dockyard.domain.clock import Clock
 from dockyard.domain.jobs import effective_spec
-from dockyard.domain.outcomes import Outcome
+from dockyard.domain.outcomes import Outcome, OutcomeKind
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId
-from dockyard.domain.states import JobState
-from dockyard.executors.port import Closes, ExecutionContext, Executor
+from dockyard.domain.states import TERMINAL_STATES, JobState
+from dockyard.executors.port import Closes, ExecutionContext, Executor, LeavesThingsBehind
 from dockyard.logs.port import LogStore
-from dockyard.runtime.leftovers import remove_leftovers
+from dockyard.runtime.leases import LeaseKeeper, Running
+from dockyard.runtime.leftovers import LeftoverSweep
 from dockyard.runtime.maintenance import Maintenance
 from dockyard.runtime.service import Service
-from dockyard.storage.ports import ClaimRequest, Heartbeat, Storage, WorkerInfo
+from dockyard.storage.ports import ClaimRequest, Storage, WorkerInfo
+from dockyard.storage.ports.jobs import LeaseEnd
 
 __all__ = ["Worker", "WorkerConfig"]
 
@@ -61,18 +77,7 @@ class WorkerConfig:
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
 
 
-@dataclass(slots=True)
-class _Running:
-    job: Job
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Set at shutdown: the attempt is handed back instead of being judged.
-    hand_back: bool = False
-    task: asyncio.Task[None] | None = None
-    #: Until when the store holds the job for this worker, as far as this worker knows.
-    lease_until: datetime | None = None
-
-
-def _stop_unless_started(start: asyncio.Future[bool], running: _Running) -> None:
+def _stop_unless_started(start: asyncio.Future[bool], running: Running) -> None:
     if start.cancelled() or start.exception() is not None or not start.result():
         running.cancelled.set()
 
@@ -81,7 +86,9 @@ class Worker(Service):
     """Runs jobs until :meth:`stop` is called (or, in burst mode, until none is runnable).
 
     A stop ends the claiming at once; running jobs get ``shutdown_grace`` to finish, then are
-    handed back. ``started`` is set once the worker is registered and claims.
+    stopped and handed back (those whose bodies could be stopped). ``started`` is set once the
+    worker is registered and claims. ``exit_process`` ends the process when bodies that cannot
+    be stopped would outlive their leases (``os._exit``; tests pass their own).
     """
 
     name = "worker"
@@ -96,6 +103,7 @@ class Worker(Service):
         config: WorkerConfig,
         rng: random.Random | None = None,
         maintenance: Maintenance | None = None,
+        exit_process: Callable[[int], object] = os._exit,
     ) -> None:
         super().__init__()
         self.config = config
@@ -106,12 +114,23 @@ class Worker(Service):
         self._logs = logs
         self._clock = clock
         self._rng = rng or random.Random()
-        self._running: dict[JobId, _Running] = {}
+        #: The attempts in this worker's hands, by job and attempt (see runtime/leases.py).
+        self._running: dict[tuple[JobId, int], Running] = {}
         self._definitions: dict[tuple[str, int], Definition] = {}
         self._wake = asyncio.Event()
         self._pending: list[tuple[transitions.Transition, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._started_at = clock.now()
+        self.leases = LeaseKeeper(
+            storage=storage,
+            clock=clock,
+            worker_id=self.id,
+            running=self._running,
+            lease_seconds=config.lease_seconds,
+            check_seconds=config.check_seconds,
+            exit_process=exit_process,
+        )
+        self.leftovers = LeftoverSweep(storage, executors, self.id, clock)
         self.jobs_done = 0
 
     def _on_stop(self) -> None:
@@ -124,8 +143,12 @@ class Worker(Service):
     async def _serve(self) -> None:
         self._started_at = self._clock.now()
         await self._storage.queues.register_worker(self._info())
-        await remove_leftovers(self._storage, self._executors, self.id)
-        helpers = [asyncio.create_task(self._monitor()), asyncio.create_task(self._fencing())]
+        await self.leftovers.sweep(force=True)
+        helpers = [
+            asyncio.create_task(self.leases.monitor()),
+            asyncio.create_task(self.leases.fencing()),
+            asyncio.create_task(self._sweeping()),
+        ]
         try:
             if self.maintenance is not None:
                 await self.maintenance.start()
@@ -165,8 +188,7 @@ class Worker(Service):
             claimed: list[Job] = []
             if free > 0:
                 claimed = await self._storage.jobs.claim(self._claim_request(free))
-                for job in claimed:
-                    self._launch(job)
+                self._launch_all(claimed)
                 if claimed and len(claimed) == free:
                     continue
             if config.burst and not claimed and not self._running:
@@ -201,10 +223,34 @@ class Worker(Service):
             for wait in waits:
                 wait.cancel()
 
-    def _launch(self, job: Job) -> None:
-        running = _Running(job=job, lease_until=job.lease_expires_at)
+    async def _sweeping(self) -> None:
+        """Sweep what dead workers left, every ``lease / 3`` (their leases run out meanwhile)."""
+        while True:
+            await asyncio.sleep(self.config.lease_seconds / 3)
+            try:
+                await self.leftovers.sweep()
+            except Exception:
+                log.exception("sweeping leftovers failed; trying again later")
+
+    def _launch_all(self, jobs: Iterable[Job]) -> None:
+        """Run claimed jobs; those whose lease the claim wrote nearly spent (it waited through
+        an outage) are renewed first, in one heartbeat (see :mod:`dockyard.runtime.leases`)."""
+        fresh: list[Job] = []
+        stale: list[Job] = []
+        for job in jobs:
+            (stale if self.leases.stale(job) else fresh).append(job)
+        renewal = asyncio.ensure_future(self.leases.renew_claimed(stale)) if stale else None
+        for job in fresh:
+            self._launch(job)
+        for job in stale:
+            self._launch(job).renewal = renewal
+
+    def _launch(self, job: Job) -> Running:
+        running = Running(job=job, lease_until=job.lease_expires_at)
+        self.leases.hold(running)
         running.task = asyncio.create_task(self._execute(running), name=f"job-{job.id}")
-        self._running[job.id] = running
+        self._running[running.key] = running
+        return running
 
     async def _definition(self, job: Job) -> Definition:
         key = (job.definition_name, job.definition_revision)
@@ -216,9 +262,11 @@ class Worker(Service):
             definition = self._definitions[key] = found
         return definition
 
-    async def _execute(self, running: _Running) -> None:
+    async def _execute(self, running: Running) -> None:
         job = running.job
         try:
+            if not await self._admit(running):
+                return
             definition = await self._definition(job)
             spec = effective_spec(definition, job)
             # The start is written while the attempt begins, saving a round trip per job; if it
@@ -227,30 +275,122 @@ class Worker(Service):
                 self._apply(transitions.start(job, self.id, self._clock.now()))
             )
             started.add_done_callback(lambda done: _stop_unless_started(done, running))
+            running.started = True
             outcome = await self._run_attempt(job, spec, running)
             if started.done() and started.exception() is None and not started.result():
-                return  # the cancel that beat the start also closed the attempt
-            now = self._clock.now()
-            if running.hand_back:
-                transition = transitions.release(job, self.id, now)
-            else:
-                transition = transitions.after_outcome(
-                    job, spec.retry, outcome, worker_id=self.id, now=now, rng=self._rng
-                )
-            # The end does not wait for the start's commit: batches are written one at a time
-            # and in order, so a job that ends before its start was written has both in one
-            # transaction (one commit instead of two), and if the start does not apply, neither
-            # does the end (its guard expects RUNNING).
-            await self._apply(transition)
+                # The cancel that beat the start also closed the attempt; its lease stays ours
+                # until the body has ended.
+                await self._body_ended(running)
+                running.let_go = True
+                return
+            await self._end(running, spec, outcome)
             await started
         except Exception:
             log.exception("worker failed to run job %s; its lease will expire", job.id)
         finally:
-            self._running.pop(job.id, None)
+            if running.let_go and not self.leases.superseded(running):
+                await self._let_go(running)
+            self._running.pop(running.key, None)
+            self.leases.drop(running)
             self.jobs_done += 1
             self._wake.set()
 
-    async def _run_attempt(self, job: Job, spec: DefinitionSpec, running: _Running) -> Outcome:
+    async def _admit(self, running: Running) -> bool:
+        """Whether a claimed job may start: not once the worker stops, and not on a lease that
+        could not be renewed (a job claimed by a claim that waited through an outage)."""
+        if running.after is not None:
+            await asyncio.wait({running.after})
+        if self.stopping:
+            # Claimed by a claim in flight at the stop: it never started, so it goes back.
+            await self._record(running, transitions.release(running.job, self.id, self._now()))
+            return False
+        if running.renewal is None:
+            return True
+        renewal = await running.renewal
+        if renewal.lease_until is None:
+            log.warning(
+                "could not renew the lease of job %s before it ran out; handing it back",
+                running.job.id,
+            )
+            await self._record(running, transitions.release(running.job, self.id, self._now()))
+            return False
+        if running.job.id not in renewal.held:
+            running.let_go = True  # cancelled meanwhile: the cancel closed the attempt
+            return False
+        self.leases.held(running, renewal.lease_until)
+        return True
+
+    async def _end(self, running: Running, spec: DefinitionSpec, outcome: Outcome) -> None:
+        """Record how the attempt ended; keep the lease while its body still runs."""
+        job = running.job
+        # A lapsed lease: the watchdog may have killed the body, the rescue may have the job.
+        lapsed = self.leases.lapse(running)
+        if lapsed or (running.hand_back and outcome.kind is OutcomeKind.CANCELLED):
+            if not running.lingering:
+                # Stopped by the shutdown, the fence or the watchdog: hand the attempt back
+                # (guarded: a rescue that came first stands); it does not count.
+                await self._record(running, transitions.release(job, self.id, self._now()))
+                return
+            if running.fenced or lapsed:
+                self.leases.end_process([job.id])
+            log.warning(
+                "job %s runs an inline function that cannot be stopped; waiting for it to return",
+                job.id,
+            )
+            assert running.body is not None
+            outcome = await running.body  # its own outcome: the attempt ran, it is not given back
+        decided = self._after(job, spec, outcome)
+        if running.lingering and decided.to in TERMINAL_STATES:
+            # Recorded now (a timeout fails the job at its time); the lease stays until the body
+            # has ended, so that no retry starts beside it.
+            await self._record(running, self._after(job, spec, outcome, keep_lease=True))
+            await self._body_ended(running)
+            running.let_go = True
+            return
+        await self._body_ended(running)  # a retry must not be claimable beside the body
+        await self._record(running, decided)
+
+    def _after(
+        self, job: Job, spec: DefinitionSpec, outcome: Outcome, *, keep_lease: bool = False
+    ) -> transitions.Transition:
+        return transitions.after_outcome(
+            job,
+            spec.retry,
+            outcome,
+            worker_id=self.id,
+            now=self._now(),
+            rng=self._rng,
+            keep_lease=keep_lease,
+        )
+
+    def _now(self) -> Any:
+        return self._clock.now()
+
+    async def _record(self, running: Running, transition: transitions.Transition) -> None:
+        """Apply the worker's transition for ``running``; when it does not apply (the job was
+        cancelled, rescued or ended meanwhile) or keeps the lease, the lease is let go later."""
+        if self.leases.superseded(running):
+            log.warning("job %s attempt %d is not recorded: a newer attempt runs", *running.key)
+            return
+        applied = await self._apply(transition)
+        if not applied or transition.updates.get("lease_expires_at", True) is not None:
+            running.let_go = True
+
+    @staticmethod
+    async def _body_ended(running: Running) -> None:
+        if running.body is not None:
+            await asyncio.wait({running.body})
+
+    async def _let_go(self, running: Running) -> None:
+        """The body has ended: let go of a lease the job may still hold (guarded, idempotent)."""
+        try:
+            await self._storage.jobs.end_leases(
+                LeaseEnd(worker_id=self.id, job_ids=(running.job.id,))
+            )
+        except Exception as error:  # it runs out by itself: only a retry by request waits for it
+            log.warning("could not let go of the lease of job %s: %s", running.job.id, error)
+
+    async def _run_attempt(self, job: Job, spec: DefinitionSpec, running: Running) -> Outcome:
         """Run one attempt through its executor; an executor's bug becomes a failed attempt."""
         executor = self._executors.get(spec.executor.kind)
         if executor is None:
@@ -258,6 +398,8 @@ class Worker(Service):
                 reason="NoExecutor",
                 status_reason=f"This worker has no {spec.executor.kind} executor",
             )
+        if isinstance(executor, LeavesThingsBehind):
+            self.leftovers.busy = True  # its engine is swept at every round while it is used
         sink = self._logs.open(job.id, job.attempt_count, spec.log_max_bytes)
         context = ExecutionContext(
             job=job,
@@ -266,6 +408,8 @@ class Worker(Service):
             log=sink,
             cancelled=running.cancelled,
             worker_id=self.id,
+            lingering=running.linger,
+            threads=running.runs_on_thread,
         )
         try:
             return await executor.run(context)
@@ -275,7 +419,10 @@ class Worker(Service):
                 reason="ExecutorError", status_reason=f"{type(error).__name__}: {error}"
             )
         finally:
-            sink.close()
+            if running.body is not None and not running.body.done():
+                running.body.add_done_callback(lambda _: sink.close())  # it still prints
+            else:
+                sink.close()
 
     async def _apply(self, transition: transitions.Transition) -> bool:
         """Apply a transition together with the others made meanwhile: one write for many jobs.
@@ -295,7 +442,8 @@ class Worker(Service):
         while self._pending:
             batch, self._pending = self._pending, []
             pending = [transition for transition, _ in batch]
-            # Jobs that end in this batch free their slots: fill them in the same transaction.
+            # Jobs that end in this batch free their slots: fill them in the same transaction
+            # (never once stopping: what a claim takes then is handed back unstarted).
             ending = sum(1 for transition in pending if transition.to is not JobState.RUNNING)
             free = self.config.concurrency - len(self._running) + ending
             claimed: list[Job] = []
@@ -312,86 +460,34 @@ class Worker(Service):
                 continue
             for (_, future), result in zip(batch, applied, strict=True):
                 future.set_result(result)
-            for job in claimed:
-                self._launch(job)
+            self._launch_all(claimed)
 
-    async def _monitor(self) -> None:
-        """Renew leases and stop jobs that are no longer ours."""
-        config = self.config
-        loop = asyncio.get_running_loop()
-        renew_every = config.lease_seconds / 3
-        next_renewal = loop.time()
-        while True:
-            try:
-                renew = loop.time() >= next_renewal
-                if renew:
-                    next_renewal = loop.time() + renew_every
-                if self._running or renew:
-                    await self._check_running(renew)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("worker monitor failed; retrying")
-            await asyncio.sleep(config.check_seconds)
-
-    async def _check_running(self, renew: bool) -> None:
-        now = self._clock.now()
-        lease_until = now + timedelta(seconds=self.config.lease_seconds) if renew else None
-        ids = tuple(self._running)
-        beat = Heartbeat(worker_id=self.id, job_ids=ids, now=now, lease_until=lease_until)
-        # A renewal still unanswered when a lease runs out comes too late: stop waiting for it
-        # (the store may be unreachable, the call hanging), so that _fence can act in time.
-        leases = [r.lease_until for r in self._running.values() if r.lease_until is not None]
-        timeout = None
-        if leases:
-            timeout = max((min(leases) - now).total_seconds() - self._fence_margin, 0.1)
-        lost = await asyncio.wait_for(self._storage.jobs.heartbeat(beat), timeout)
-        for job_id in ids:
-            running = self._running.get(job_id)
-            if running is None:
-                continue
-            if job_id in lost:
-                running.cancelled.set()
-            elif lease_until is not None:
-                running.lease_until = lease_until
-
-    async def _fencing(self) -> None:
-        """Fence on a timer of its own, so that a heartbeat held up in the driver cannot delay it.
-
-        A heartbeat cut off mid-query is cancelled by the timeout of :meth:`_check_running`,
-        but psycopg then tries to cancel the query on the server and waits for it to end, up to
-        5 s each, before the cancellation goes through: long past a short lease.
-        """
-        while True:
-            self._fence()
-            await asyncio.sleep(self.config.check_seconds)
-
-    @property
-    def _fence_margin(self) -> float:
-        return min(2 * self.config.check_seconds, self.config.lease_seconds / 3)
-
-    def _fence(self) -> None:
-        """Stop the jobs whose lease runs out before this worker could renew it.
-
-        Another worker rescues such a job and runs it again: stopping ours first keeps one
-        job from running twice at once on two hosts (this one cut off from the store).
-        """
-        deadline = self._clock.now() + timedelta(seconds=self._fence_margin)
-        for running in self._running.values():
-            expiring = running.lease_until is not None and running.lease_until <= deadline
-            if expiring and not running.cancelled.is_set():
-                log.warning("could not renew the lease of job %s; stopping it", running.job.id)
-                running.hand_back = True
-                running.cancelled.set()
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        return [running.task for running in self._running.values() if running.task is not None]
 
     async def _shut_down(self) -> None:
-        tasks = [running.task for running in self._running.values() if running.task is not None]
-        if not tasks:
+        """Wait up to the grace for every running job (those launched meanwhile too), then stop
+        the rest; wait for all of them, bodies that cannot be stopped included."""
+        if not self._running:
             return
-        log.info("waiting up to %gs for %d running job(s)", self.config.shutdown_grace, len(tasks))
-        _, pending = await asyncio.wait(tasks, timeout=self.config.shutdown_grace)
+        grace = self.config.shutdown_grace
+        log.info("waiting up to %gs for %d running job(s)", grace, len(self._running))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._running and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(self._tasks(), timeout=left)
         for running in list(self._running.values()):
             running.hand_back = True
             running.cancelled.set()
-        if pending:
-            await asyncio.wait(pending)
+        warned: set[JobId] = set()
+        while self._running:
+            await asyncio.wait(self._tasks(), timeout=max(self.config.check_seconds, 0.05))
+            lingering = [r.job.id for r in self._running.values() if r.lingering]
+            if lingering and not warned.issuperset(lingering):
+                warned.update(lingering)
+                log.warning(
+                    "the grace is over but %d inline function(s) cannot be stopped: waiting for"
+                    " them to return, their leases kept (jobs %s)",
+                    len(lingering),
+                    ", ".join(sorted(lingering)),
+                )

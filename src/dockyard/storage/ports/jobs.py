@@ -1,4 +1,11 @@
-"""The jobs port: the hot path (insert, claim, transitions, leases) and the jobs' upkeep."""
+"""The jobs port: the hot path (insert, claim, transitions, leases) and the jobs' upkeep.
+
+A lease (``worker_id``, ``lease_expires_at``) says which worker still runs a body for a job, and
+until when. It usually ends with the transition that ends the attempt, but it may outlive the
+job's state: a cancel keeps it, and so does an end decided while the body still runs (see
+``domain/transitions.py``). Heartbeats therefore renew every lease the worker holds, whatever the
+job's state, and :meth:`JobStore.end_leases` lets one go once the body has ended.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from dockyard.domain.records import Job, JobId, NewJob
 from dockyard.domain.states import JobState
 from dockyard.domain.transitions import Transition
 
-__all__ = ["ClaimRequest", "Heartbeat", "InsertedJob", "JobQuery", "JobStore"]
+__all__ = ["ClaimRequest", "Heartbeat", "InsertedJob", "JobQuery", "JobStore", "LeaseEnd"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +62,14 @@ class Heartbeat:
     lease_until: datetime | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseEnd:
+    """A worker's bodies for these jobs have ended: it lets go of their leases."""
+
+    worker_id: str
+    job_ids: tuple[JobId, ...]
+
+
 class JobStore(Protocol):
     async def insert(self, jobs: Sequence[NewJob]) -> builtins.list[InsertedJob]:
         """Insert jobs as RUNNABLE, in one transaction; a job whose idempotency key exists
@@ -85,7 +100,15 @@ class JobStore(Protocol):
         ...
 
     async def heartbeat(self, beat: Heartbeat) -> frozenset[JobId]:
-        """Renew leases; return the ids the worker no longer holds (cancelled or taken over)."""
+        """Renew the leases the worker holds, whatever their jobs' states (a cancelled job's
+        body may still be stopping); return the ids that are no longer active in this worker's
+        hands (cancelled, ended or taken over), so that the worker stops their bodies."""
+        ...
+
+    async def end_leases(self, end: LeaseEnd) -> int:
+        """Let go of the worker's leases of jobs that are no longer active (their bodies have
+        ended); return how many were let go. A job still STARTING or RUNNING keeps its lease,
+        so that the rescue still finds it when it expires."""
         ...
 
     async def expired_leases(self, now: datetime, limit: int) -> builtins.list[Job]:

@@ -27,6 +27,7 @@ from dockyard.domain.records import Attempt, Job, JobId, NewJob
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 from dockyard.domain.transitions import CLAIM, Transition
 from dockyard.storage.ports import ClaimRequest, Heartbeat, InsertedJob, JobQuery
+from dockyard.storage.ports.jobs import LeaseEnd
 from dockyard.storage.postgres.database import ROWS, Conn, Database
 from dockyard.storage.postgres.queues import touch_worker
 from dockyard.storage.queries import Queries
@@ -48,6 +49,7 @@ _CLOSE_ATTEMPT = _SQL["close_attempt"]
 _START_ATTEMPT = _SQL["start_attempt"]
 _RENEW_LEASES = _SQL["renew_leases"]
 _HELD = _SQL["held"]
+_END_LEASES = _SQL["end_leases"]
 _EXPIRED_LEASES = _SQL["expired_leases"]
 _NEXT_RUNNABLE_AT = _SQL["next_runnable_at"]
 _NEXT_RUNNABLE_AT_IN_QUEUES = _SQL["next_runnable_at_in_queues"]
@@ -133,7 +135,8 @@ class PostgresJobs:
 
         async def renew(conn: Conn) -> frozenset[JobId]:
             if beat.lease_until is not None:
-                await conn.execute(_RENEW_LEASES, {**held_args, "lease_until": beat.lease_until})
+                renewal = {"ids": ids, "worker_id": beat.worker_id, "lease_until": beat.lease_until}
+                await conn.execute(_RENEW_LEASES, renewal)
                 await touch_worker(conn, beat.worker_id, beat.now)
             if not ids:
                 return frozenset()
@@ -142,6 +145,17 @@ class PostgresJobs:
 
         # No NOTIFY: renewing a lease changes nothing anyone waits for.
         return await self._database.run(renew, write=beat.lease_until is not None)
+
+    async def end_leases(self, end: LeaseEnd) -> int:
+        if not end.job_ids:
+            return 0
+        args = {"ids": list(end.job_ids), "worker_id": end.worker_id, "active": _ACTIVE}
+
+        async def let_go(conn: Conn) -> int:
+            return (await conn.execute(_END_LEASES, args)).rowcount
+
+        # No NOTIFY: nothing waits for a lease to end (a retry by request is refused meanwhile).
+        return await self._database.run(let_go)
 
     async def expired_leases(self, now: datetime, limit: int) -> list[Job]:
         rows = await self._database.fetchall(
@@ -330,4 +344,7 @@ def _job_update(transition: Transition) -> tuple[str, list[Any]]:
     if transition.lease_expired_before is not None:
         where += " AND lease_expires_at < %s"
         args.append(transition.lease_expired_before)
+    if transition.no_live_lease_at is not None:
+        where += " AND (lease_expires_at IS NULL OR lease_expires_at < %s)"
+        args.append(transition.no_live_lease_at)
     return f"UPDATE jobs SET {', '.join(sets)} WHERE {where} RETURNING 1", args

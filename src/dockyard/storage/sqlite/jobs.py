@@ -23,6 +23,7 @@ from dockyard.domain.records import Attempt, Job, JobId, NewJob
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 from dockyard.domain.transitions import CLAIM, Transition
 from dockyard.storage.ports import ClaimRequest, Heartbeat, InsertedJob, JobQuery
+from dockyard.storage.ports.jobs import LeaseEnd
 from dockyard.storage.rows import new_job_columns, new_job_record
 from dockyard.storage.sql import UPDATABLE_COLUMNS, list_jobs_sql
 from dockyard.storage.sqlite.database import (
@@ -53,6 +54,7 @@ _CLAIMABLE = {
 _IN_QUEUES = fragment(_SQL, "in_queues")
 _EXPECTED_WORKER = fragment(_SQL, "expected_worker")
 _LEASE_EXPIRED = fragment(_SQL, "lease_expired")
+_NO_LIVE_LEASE = fragment(_SQL, "no_live_lease")
 
 _ACTIVE = tuple(sorted(ACTIVE_STATES))
 _TIME_COLUMNS = frozenset(
@@ -136,9 +138,7 @@ class SQLiteJobs:
         def renew(db: sqlite3.Connection) -> frozenset[JobId]:
             if beat.lease_until is not None:
                 with self._database.write(db):
-                    db.execute(
-                        renew_sql, (beat.lease_until.timestamp(), *ids, beat.worker_id, *_ACTIVE)
-                    )
+                    db.execute(renew_sql, (beat.lease_until.timestamp(), *ids, beat.worker_id))
                     touch_worker(db, beat.worker_id, beat.now)
             if not ids:
                 return frozenset()
@@ -146,6 +146,17 @@ class SQLiteJobs:
             return frozenset(ids) - {row[0] for row in held}
 
         return await self._database.run(renew)
+
+    async def end_leases(self, end: LeaseEnd) -> int:
+        if not end.job_ids:
+            return 0
+        sql = _SQL["end_leases"].format(ids=marks(len(end.job_ids)))
+
+        def let_go(db: sqlite3.Connection) -> int:
+            with self._database.write(db):
+                return db.execute(sql, (*end.job_ids, end.worker_id, *_ACTIVE)).rowcount
+
+        return await self._database.run(let_go)
 
     async def expired_leases(self, now: datetime, limit: int) -> list[Job]:
         rows = await self._database.run(
@@ -214,11 +225,15 @@ def claim_jobs(db: sqlite3.Connection, request: ClaimRequest) -> list[Job]:
 
 
 @functools.lru_cache(maxsize=256)
-def _apply_sql(columns: tuple[str, ...], states: int, worker: bool, lease: bool) -> str:
+def _apply_sql(
+    columns: tuple[str, ...], states: int, worker: bool, lease: bool, no_live_lease: bool
+) -> str:
     """The guarded update setting ``columns`` besides the state, from one of ``states``."""
     guards = [_EXPECTED_WORKER] if worker else []
     if lease:
         guards.append(_LEASE_EXPIRED)
+    if no_live_lease:
+        guards.append(_NO_LIVE_LEASE)
     return _SQL["apply"].format(
         updates="".join(f", {column} = ?" for column in columns),
         states=marks(states),
@@ -239,11 +254,14 @@ def _apply_one(db: sqlite3.Connection, transition: Transition) -> bool:
         args.append(transition.expected_worker)
     if transition.lease_expired_before is not None:
         args.append(transition.lease_expired_before.timestamp())
+    if transition.no_live_lease_at is not None:
+        args.append(transition.no_live_lease_at.timestamp())
     sql = _apply_sql(
         columns,
         len(transition.expected_from),
         transition.expected_worker is not None,
         transition.lease_expired_before is not None,
+        transition.no_live_lease_at is not None,
     )
     applied = db.execute(sql, args).rowcount == 1
     end = transition.attempt_end

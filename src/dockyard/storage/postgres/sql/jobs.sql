@@ -117,12 +117,20 @@ WHERE j.id = %(job_id)s AND a.job_id = j.id AND a.number = j.attempt_count
   AND a.started_at IS NULL AND a.stopped_at IS NULL;
 
 -- name: renew_leases
--- Only the jobs the worker still holds: a cancel or a rescue took the others.
+-- Every lease the worker still holds, whatever the job's state: a cancelled job keeps its lease
+-- until its worker's body has stopped (end_leases). A rescue or a retry took the others.
 UPDATE jobs SET lease_expires_at = %(lease_until)s
-WHERE id = ANY(%(ids)s) AND worker_id = %(worker_id)s AND state = ANY(%(active)s);
+WHERE id = ANY(%(ids)s) AND worker_id = %(worker_id)s;
 
 -- name: held
+-- The jobs still active in the worker's hands; the others' bodies must stop.
 SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND worker_id = %(worker_id)s AND state = ANY(%(active)s);
+
+-- name: end_leases
+-- The worker's bodies of these jobs have ended. An active job keeps its lease: the rescue finds
+-- it when it expires (a job whose end could not be written).
+UPDATE jobs SET worker_id = NULL, lease_expires_at = NULL
+WHERE id = ANY(%(ids)s) AND worker_id = %(worker_id)s AND state <> ALL(%(active)s);
 
 -- name: expired_leases
 SELECT * FROM jobs

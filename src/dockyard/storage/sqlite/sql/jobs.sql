@@ -93,7 +93,8 @@ AND j.queue IN ({queues})
 -- A transition, guarded: it applies only while the job is still in a state it expects (zero rows
 -- is a conflict, never a silent overwrite). to, reason, [updates…], job id, [expected states…],
 -- [guards…]. The updates slot: ", column = ?" for each column the transition sets besides its
--- state; states: the expected states; guards: the expected_worker and lease_expired fragments.
+-- state; states: the expected states; guards: the expected_worker, lease_expired and
+-- no_live_lease fragments.
 UPDATE jobs SET state = ?, status_reason = ?{updates}
 WHERE id = ? AND state IN ({states}) {guards}
 
@@ -102,6 +103,9 @@ AND worker_id = ?
 
 -- name: lease_expired
 AND lease_expires_at < ?
+
+-- name: no_live_lease
+AND (lease_expires_at IS NULL OR lease_expires_at < ?)
 
 -- name: close_attempt
 -- Close the job's current attempt, if still open: run after the transition that ends it applied.
@@ -117,12 +121,19 @@ UPDATE attempts SET started_at = ?
 WHERE job_id = ? AND number = (SELECT attempt_count FROM jobs WHERE id = ?)
 
 -- name: renew_leases
--- lease_expires_at, ids…, worker_id, STARTING, RUNNING.
-UPDATE jobs SET lease_expires_at = ? WHERE id IN ({ids}) AND worker_id = ? AND state IN (?, ?)
+-- Every lease the worker still holds, whatever the job's state: a cancelled job keeps its lease
+-- until its worker's body has stopped (end_leases). lease_expires_at, ids…, worker_id.
+UPDATE jobs SET lease_expires_at = ? WHERE id IN ({ids}) AND worker_id = ?
 
 -- name: held
--- Those of the ids that the worker still holds. ids…, worker_id, STARTING, RUNNING.
+-- Those of the ids still active in the worker's hands. ids…, worker_id, STARTING, RUNNING.
 SELECT id FROM jobs WHERE id IN ({ids}) AND worker_id = ? AND state IN (?, ?)
+
+-- name: end_leases
+-- The worker's bodies of these jobs have ended. An active job keeps its lease: the rescue finds
+-- it when it expires. ids…, worker_id, STARTING, RUNNING.
+UPDATE jobs SET worker_id = NULL, lease_expires_at = NULL
+WHERE id IN ({ids}) AND worker_id = ? AND state NOT IN (?, ?)
 
 -- name: expired_leases
 -- STARTING, RUNNING, now, limit.
