@@ -6,15 +6,17 @@ import contextlib
 import random
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dockyard import Client, JobState
-from dockyard.logs.local import CappedLogWriter
+from dockyard import Client, JobState, ValidationError
+from dockyard.app.logs import LOG_CHUNK_BYTES
+from dockyard.logs.local import CappedLogWriter, LocalLogStore
 from dockyard.settings import Settings
-from tests.conftest import register_process, wait_until
+from tests.conftest import each_transport, register_process, wait_until
 
 # A hung job or a follow that never returns must fail the test, not the whole run.
 pytestmark = pytest.mark.timeout(60)
@@ -212,3 +214,44 @@ def test_follow_yields_a_log_live_and_returns_when_the_job_ends(
     followed = b"".join(chunks).decode()
     assert followed == "line 1\nline 2\nline 3\n"
     assert followed == client.logs(job.id)
+
+
+# -- reading in pieces, from an offset ------------------------------------------------------------
+
+
+@pytest.fixture(params=["direct", "http"])
+def transport(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Client]:
+    """A client on the store itself, or over a real HTTP server."""
+    yield from each_transport(request, settings)
+
+
+def test_a_log_reads_whole_across_pieces_and_resumes_at_a_byte_offset(
+    transport: Client, client: Client, start_worker: Any
+) -> None:
+    start_worker()
+    # "€" is 3 bytes and a piece 64 KiB: characters straddle the pieces' edges.
+    register_process(client, "euros", sys.executable, "-c", "print('€' * 100_000, end='')")
+    job = client.wait(client.submit("euros").id, timeout=WAIT)
+    whole = ("€" * 100_000).encode()
+    assert len(whole) > 4 * LOG_CHUNK_BYTES and LOG_CHUNK_BYTES % 3
+
+    assert transport.logs(job.id) == whole.decode()
+    for offset in (1, 2, 3, LOG_CHUNK_BYTES + 1, len(whole) - 1, len(whole), len(whole) + 9):
+        # Bytes, not characters: one cut in two reads as U+FFFD.
+        expected = whole[offset:].decode("utf-8", "replace")
+        assert transport.logs(job.id, offset=offset) == expected, offset
+    assert transport.logs(job.id, 1, offset=3) == "€" * 99_999
+    with pytest.raises(ValidationError) as raised:
+        transport.logs(job.id, offset=-1)
+    assert raised.value.field == "offset"
+
+
+def test_the_log_store_tells_a_logs_size(tmp_path: Path) -> None:
+    store = LocalLogStore(tmp_path)
+    assert store.size("job-1", 1) == 0
+    writer = store.open("job-1", 1, 1024)
+    writer.write(b"x" * 2000)
+    assert store.size("job-1", 1) == 512  # the head is written at once, the tail at the end
+    writer.close()
+    marker = b"\n[dockyard: 976 bytes dropped]\n"
+    assert store.size("job-1", 1) == len(store.read("job-1", 1, 0, None)) == 1024 + len(marker)

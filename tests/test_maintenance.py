@@ -17,9 +17,10 @@ from dockyard import JobState, NotFoundError, ValidationError
 from dockyard.app import Dockyard
 from dockyard.domain import transitions
 from dockyard.domain.retry import RetryPolicy
+from dockyard.domain.tokens import AuditEntry, Role
 from dockyard.runtime import Maintenance, MaintenanceConfig
 from dockyard.settings import Settings
-from dockyard.storage.ports import ClaimRequest, Heartbeat
+from dockyard.storage.ports import AuditQuery, ClaimRequest, Heartbeat
 from tests.conftest import FakeClock, register_process, wait_until
 from tests.test_reliability import kill_group
 
@@ -67,6 +68,34 @@ def test_finished_jobs_are_pruned_after_the_retention_with_their_logs(
         assert client.logs(recent.id) == "hello\n"
         assert client.get(waiting.id).state is JobState.RUNNABLE
         assert {job.id for job in client.list()} == {recent.id, waiting.id}
+
+
+def test_audit_entries_are_pruned_after_the_retention(settings: Settings) -> None:
+    clock = FakeClock()
+
+    async def scenario() -> list[str | None]:
+        app = await Dockyard.open(settings, clock=clock)
+        try:
+            now = clock.now()
+            ages = {f"old-{n}": 7 + n + 0.5 for n in range(5)} | {"recent": 6.5}
+            for target, days in ages.items():
+                await app.storage.audit.record(
+                    AuditEntry(
+                        at=now - timedelta(days=days),
+                        token_id="t-1",
+                        token_name="ci",
+                        role=Role.OPERATOR,
+                        operation="jobs.cancel",
+                        target=target,
+                    )
+                )
+            # Batches of 2: five old entries take three.
+            await maintenance(app, batch_size=2).run_once()
+            return [entry.target for entry in await app.storage.audit.entries(AuditQuery())]
+        finally:
+            await app.close()
+
+    assert asyncio.run(scenario()) == ["recent"]
 
 
 def test_a_rescue_loses_to_a_lease_renewed_meanwhile(settings: Settings) -> None:

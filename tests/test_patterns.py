@@ -12,12 +12,16 @@ from typing import Any
 import json5
 import pytest
 
+from dockyard.domain import patterns
 from dockyard.domain.patterns import (
+    MAX_PATTERN_CHARACTERS,
     EventPattern,
     InvalidEvent,
     InvalidEventPattern,
+    _CompiledPatterns,
     _wildcard_complexity,
     _wildcard_tokens,
+    check_pattern_size,
     compile_pattern,
     matches,
 )
@@ -467,3 +471,68 @@ def test_compiled_patterns_are_cached_and_immutable() -> None:
     assert pattern.source == '{"source": ["aws.ec2"]}'
     with pytest.raises(AttributeError):
         pattern.source = "{}"  # type: ignore[misc]
+
+
+# -- size and cost -------------------------------------------------------------------------------
+
+
+def sized(size: int) -> str:
+    """Pattern text of exactly ``size`` characters."""
+    bare = len('{"source":[""]}')
+    return '{"source":["' + "x" * (size - bare) + '"]}'
+
+
+def test_a_pattern_is_at_most_4096_characters_as_on_eventbridge() -> None:
+    limit = sized(MAX_PATTERN_CHARACTERS)
+    assert len(limit) == MAX_PATTERN_CHARACTERS == 4096
+    assert not matches(limit, {"source": "ci"})
+    for too_long in (sized(MAX_PATTERN_CHARACTERS + 1), json.loads(sized(600_000))):
+        with pytest.raises(InvalidEventPattern) as raised:
+            matches(too_long, {"source": "ci"})
+        assert raised.value.field == "pattern"
+        assert raised.value.message.startswith(
+            "Event pattern is not valid. Reason: Event pattern must have length less than or"
+            " equal to 4096 characters (this one has "
+        )
+    # An object is measured as compact JSON, its text as written (spaces count, as on AWS).
+    check_pattern_size(json.loads(limit))
+    with pytest.raises(InvalidEventPattern):
+        check_pattern_size(limit.replace(":", ": "))
+    # Not a pattern at all: the compiler says why.
+    check_pattern_size(None)
+    check_pattern_size({"a": {1, 2}})
+
+
+def test_a_stored_pattern_of_any_size_still_compiles() -> None:
+    """compile_pattern serves the rules already stored, some perhaps from before the limit."""
+    assert not compile_pattern(sized(20_000)).matches({"source": "ci"})
+
+
+def test_a_tested_pattern_is_not_kept() -> None:
+    before = patterns._CACHE.size()
+    for index in range(50):
+        assert matches({"source": [f"tested-{index}"]}, {"source": f"tested-{index}"})
+    assert patterns._CACHE.size() == before
+
+
+def test_the_compiled_pattern_cache_is_bounded_by_entries_and_by_characters() -> None:
+    cache = _CompiledPatterns(entries=3, characters=100)
+    compiled = {text: compile_pattern(text) for text in (sized(30), sized(31), sized(32))}
+    for text, pattern in compiled.items():
+        cache.put(text, pattern)
+    assert cache.size() == (3, 93)
+    assert cache.get(sized(30)) is compiled[sized(30)]  # now the most recently used
+    cache.put(sized(33), compile_pattern(sized(33)))  # a fourth entry: the oldest goes
+    assert cache.size() == (3, 95)
+    assert cache.get(sized(31)) is None and cache.get(sized(32)) is not None
+    # Least recently used first: 30, 33, 32. A 60 is one entry too many, then 25 characters.
+    cache.put(sized(60), compile_pattern(sized(60)))
+    assert cache.size() == (2, 92)
+    assert [cache.get(sized(n)) is not None for n in (30, 33, 32, 60)] == [0, 0, 1, 1]
+    cache.put(sized(101), compile_pattern(sized(101)))  # larger than it all: not kept
+    assert cache.size() == (2, 92)
+    for index in range(4):
+        cache.put(f'{{"n":[{index}]}}', compile_pattern({"n": [index]}))
+    assert cache.size()[0] == 3
+    cache.clear()
+    assert cache.size() == (0, 0)

@@ -7,19 +7,29 @@ The file is ``<home>/config.toml`` (optional)::
     retention_days = 7
 
 Nothing else in Dockyard reads the environment for its configuration.
+
+The home is its owner's alone: what Dockyard creates there (the folder itself, the SQLite file,
+logs, the token) is created with :func:`private_directory` and mode 0600 files, whatever the
+umask. A store URL may carry a password: what prints one, or puts one in an error, prints
+:func:`redacted_url`. The token file ``dockyard up`` writes belongs to the server that wrote
+it: its URL is kept beside it in ``<home>/token.url``, and :meth:`Settings.resolved_token`
+gives the file's token only to that server (a token given explicitly is always used).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dockyard.errors import ValidationError
 
-__all__ = ["ENVIRONMENT", "Settings"]
+__all__ = ["ENVIRONMENT", "Settings", "private_directory", "redacted_url", "same_server"]
 
 #: Each setting and the variable that sets it, shown by ``--help``.
 ENVIRONMENT = {
@@ -56,14 +66,36 @@ class Settings:
     def token_file(self) -> Path:
         return self.home / "token"
 
+    @property
+    def token_url_file(self) -> Path:
+        """The URL of the server that ``<home>/token`` belongs to."""
+        return self.home / "token.url"
+
     def resolved_token(self) -> str | None:
-        """The token given, else the one ``dockyard up`` wrote to ``<home>/token``."""
+        """The token given, else the one ``dockyard up`` wrote to ``<home>/token`` when ``url``
+        is the server it belongs to (see :meth:`home_token_refused`)."""
         if self.token:
             return self.token
-        try:
-            return self.token_file.read_text().strip() or None
-        except OSError:
+        if self.home_token_refused() is not None:
             return None
+        return _read(self.token_file)
+
+    def home_token_refused(self) -> str | None:
+        """Why ``<home>/token`` is not for ``url``, or None when it is (or there is none).
+
+        The file is for the server whose URL ``dockyard up`` recorded beside it; a file without
+        one (written by an older version) is for servers on this machine only.
+        """
+        if not self.is_server or _read(self.token_file) is None:
+            return None
+        bound = _read(self.token_url_file)
+        if bound is None:
+            if _is_loopback(urlsplit(self.url).hostname):
+                return None
+            return f"{self.token_file} is for servers on this machine only"
+        if same_server(bound, self.url):
+            return None
+        return f"{self.token_file} belongs to {bound}"
 
     @classmethod
     def resolve(
@@ -110,6 +142,79 @@ class Settings:
             if hosts is None
             else tuple(host.strip().lower() for host in hosts.split(",") if host.strip()),
         )
+
+
+#: The password of ``scheme://user:password@host``: from the first colon of the user
+#: information to its last ``@`` before the path. A password with an unencoded ``/``, ``?`` or
+#: ``#`` (which libpq would misread anyway) is masked up to the URL's last ``@``: more than the
+#: password is hidden then, never less.
+_USERINFO_PASSWORD = re.compile(r"^([^:/?#]*://[^:/?#@]*:)[^/?#]*(@)")
+_LOOSE_PASSWORD = re.compile(r"^([^:/?#]*://[^:/?#@]*:).*(@)")
+#: ``password=…`` among the query parameters of a libpq URI.
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, to print or to put in an error."""
+    masked, found = _USERINFO_PASSWORD.subn(r"\1***\2", url, count=1)
+    if not found:
+        masked = _LOOSE_PASSWORD.sub(r"\1***\2", url, count=1)
+    return _QUERY_PASSWORD.sub(r"\1***", masked)
+
+
+def same_server(bound: str, url: str) -> bool:
+    """Whether ``url`` reaches the server that listens at ``bound``: the same scheme and port,
+    and the same host — any loopback name reaching one bound to loopback or to every interface."""
+    listening, asked = urlsplit(bound), urlsplit(url)
+    try:
+        ports = [part.port or _DEFAULT_PORTS.get(part.scheme) for part in (listening, asked)]
+    except ValueError:
+        return False
+    if listening.scheme != asked.scheme or ports[0] != ports[1]:
+        return False
+    if listening.hostname == asked.hostname:
+        return True
+    wildcard = listening.hostname in ("0.0.0.0", "::")
+    return (wildcard or _is_loopback(listening.hostname)) and _is_loopback(asked.hostname)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _read(path: Path) -> str | None:
+    """The file's first line, stripped; None when it is missing, unreadable or empty."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def private_directory(path: Path) -> Path:
+    """Create ``path`` and its missing parents for their owner alone (0700, whatever the umask);
+    a folder that exists already is left as it is. Returns ``path``."""
+    missing = []
+    folder = path
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another process: its maker chose its mode
+        folder.chmod(0o700)
+    return path
 
 
 def _positive(name: str, value: object) -> float | None:

@@ -1,9 +1,10 @@
-"""Bearer tokens: every route but the health checks needs one.
+"""Bearer tokens: every ``/v1`` route needs one.
 
-The API authenticates: it turns the bearer secret into a token and asks the facade for a view
-acting for it (:meth:`Dockyard.acting_as`), and the facade decides what the token's role may do,
-as for every other edge. A route also names the facade operation it performs
-(:func:`allowed`), so that a role the operation refuses gets its 403 before the body is
+The API authenticates: the edge (:class:`~dockyard.api.edge.Authenticate`) turns the bearer
+secret into a token from the headers alone, before the body is read, and the routes ask the
+facade for a view acting for it (:meth:`Dockyard.acting_as`); the facade decides what the
+token's role may do, as for every other edge. A route also names the facade operation it
+performs (:func:`allowed`), so that a role the operation refuses gets its 403 before the body is
 validated — the permission is the one the operation declares, not a second list.
 """
 
@@ -13,13 +14,15 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from dockyard.api.edge import request_token
 from dockyard.app import Dockyard, permission_of
 from dockyard.domain.tokens import Token
-from dockyard.errors import PermissionDeniedError
+from dockyard.errors import AuthenticationError, PermissionDeniedError
 
-__all__ = ["acting_facade", "allowed", "caller", "facade"]
+__all__ = ["acting_facade", "allowed", "caller", "declared_operation", "facade"]
 
 #: Declares the bearer scheme in the OpenAPI document (the Authorize button of /docs); the
 #: check itself is ours, so that every failure is a problem+json 401.
@@ -35,11 +38,14 @@ async def facade(request: Request) -> Dockyard:
 
 async def caller(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Token:
-    """The live token of the request (401 without one); FastAPI asks once per request."""
-    dockyard: Dockyard = request.app.state.dockyard
-    return await dockyard.authenticate(credentials.credentials if credentials else None)
+    """The live token the edge found in the request's headers. A route the edge did not
+    authenticate gets none and answers 401: authentication fails closed."""
+    token = request_token(request.scope)
+    if token is None:
+        raise AuthenticationError("a bearer token is required")
+    return token
 
 
 async def acting_facade(request: Request, token: Annotated[Token, Depends(caller)]) -> Dockyard:
@@ -59,5 +65,17 @@ def allowed(operation: Callable[..., Any]) -> Any:
         if not token.role.allows(permission):
             raise PermissionDeniedError(f"role {token.role} may not {permission}")
 
+    check.__dict__["operation"] = operation  # what declared_operation reads back
     check_type: Callable[..., Awaitable[None]] = check
     return Depends(check_type)
+
+
+def declared_operation(route: APIRoute) -> Callable[..., Any] | None:
+    """The facade operation ``route`` names with :func:`allowed`; None when it names none (a
+    ``/v1`` route without one is a mistake that a test catches)."""
+    for dependency in route.dependencies:
+        operation = getattr(dependency.dependency, "operation", None)
+        if operation is not None:
+            found: Callable[..., Any] = operation
+            return found
+    return None

@@ -1,8 +1,9 @@
 """Errors as RFC 9457 ``application/problem+json``, naming the field at fault.
 
 Every error a user can cause maps to its HTTP meaning: malformed JSON 400, no or bad token 401,
-a role that does not allow it 403, unknown object 404, a state that forbids it 409, a value that
-breaks a rule 422. Anything else is a bug, logged, and answered 500 without internals.
+a role that does not allow it 403, unknown object 404, a state that forbids it 409, a body too
+large 413, a value that breaks a rule 422 (a body nested too deep included), too many log
+streams 429. Anything else is a bug, logged, and answered 500 without internals.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dockyard.errors import (
     ValidationError,
 )
 
-__all__ = ["PROBLEM_RESPONSES", "install_problem_handlers", "problem"]
+__all__ = ["PROBLEM_RESPONSES", "install_problem_handlers", "problem", "problem_response"]
 
 log = logging.getLogger("dockyard.api")
 MEDIA_TYPE = "application/problem+json"
@@ -55,15 +56,23 @@ _PROBLEM_SCHEMA = {
         }
     }
 }
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response that is a problem document."""
+    return {"description": description, **_PROBLEM_SCHEMA}
+
+
 #: Documented on every route, so clients (and schemathesis) know the error shape.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"description": title, **_PROBLEM_SCHEMA}
+    code: problem_response(title)
     for code, title in (
         (400, "Malformed request"),
         (401, "Unauthorized"),
         (403, "Forbidden"),
         (404, "Not found"),
         (409, "Conflict"),
+        (413, "Content too large"),
         (422, "Invalid request"),
     )
 }

@@ -6,12 +6,14 @@ executor kinds, each field typed as its kind declares, so a new kind needs no ch
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from dockyard.domain.specs.registry import executor_kinds, kind_names
+from dockyard.domain.tokens import MAX_LIFETIME
 
 __all__ = [
     "AttemptOut",
@@ -20,22 +22,10 @@ __all__ = [
     "CancelIn",
     "DefinitionIn",
     "DefinitionOut",
-    "EventOut",
-    "InvocationOut",
     "JobIn",
     "JobOut",
     "JobPage",
-    "PatternTestIn",
-    "PatternTestOut",
-    "PutEventsEntryOut",
-    "PutEventsOut",
     "QueueOut",
-    "RegistryNotificationOut",
-    "RetryIn",
-    "RetryOut",
-    "RuleIn",
-    "RuleOut",
-    "RulePatch",
     "ScheduleIn",
     "ScheduleOut",
     "SchedulePatch",
@@ -50,6 +40,8 @@ __all__ = [
 
 
 class _Strict(BaseModel):
+    """Refuses fields it does not know (a typo is an error, not a silent default)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -175,6 +167,8 @@ class JobOut(BaseModel):
     stopped_at: str | None
     exit_code: int | None
     result: Any
+    payload_error: str | None = Field(default=None, description="Why payload is null: unshowable")
+    result_error: str | None = Field(default=None, description="Why result is null: unshowable")
     attempts: list[AttemptOut]
     created: bool | None = Field(
         default=None, description="On submit: false when an earlier job had the idempotency key"
@@ -341,7 +335,11 @@ class ScheduleOut(BaseModel):
 
 class TokenIn(_Strict):
     name: str
-    role: str = Field(description="admin, operator or viewer")
+    role: str = Field(description="admin, operator, publisher or viewer")
+    expires_at: datetime | None = Field(None, description="When it stops working (ISO 8601)")
+    expires_in_seconds: float | None = Field(
+        None, gt=0, le=MAX_LIFETIME.total_seconds(), description="Or: how long it works"
+    )
 
 
 class TokenOut(BaseModel):
@@ -350,6 +348,8 @@ class TokenOut(BaseModel):
     role: str
     created_at: str
     revoked_at: str | None
+    expires_at: str | None = None
+    last_used_at: str | None = None
 
 
 class TokenCreated(TokenOut):
@@ -359,133 +359,3 @@ class TokenCreated(TokenOut):
 # -- events and rules ---------------------------------------------------------------------------
 
 #: A rule's event pattern, in the request and in the answer.
-PATTERN_DESCRIPTION = (
-    "An EventBridge event pattern, as an object or as its JSON text, e.g."
-    ' {"source": ["dockyard.registry"], "detail": {"repository": ["team/app"]}}'
-)
-TARGETS_DESCRIPTION = (
-    "Up to 5 targets, each invoked once per matching event. Every target has an optional `id`"
-    " (unique in the rule), a `kind` and an optional `retry_policy` {maximum_retry_attempts"
-    " 0-185, maximum_event_age_seconds 60-86400, base_delay_seconds}. `submit-job`: the fields"
-    " of a schedule's target (definition, queue, payload, …) and an optional `input_transformer`"
-    " {input_paths, input_template}; `register-revision`: `definition`, which gets a new revision"
-    " with the pushed image; `webhook`: `url`, `secret_env`, `headers`, `timeout` (seconds)."
-)
-
-
-def _object_or_text(value: object) -> object:
-    """Checked before the union ``dict | str``, so that a mistake names the field itself rather
-    than the field and each member of the union. None is left for the null check."""
-    if value is not None and not isinstance(value, dict | str):
-        raise ValueError("must be a JSON object or its text")
-    return value
-
-
-class PutEventsEntryOut(BaseModel):
-    event_id: str = Field(description="The id in the event's envelope")
-
-
-class PutEventsOut(BaseModel):
-    entries: list[PutEventsEntryOut] = Field(description="One per entry put, in the same order")
-    failed_entry_count: int = Field(
-        description="Always 0: a request with a bad entry is refused whole (422)"
-    )
-
-
-class EventOut(BaseModel):
-    seq: int = Field(description="The event's place in arrival order on this store")
-    received_at: str
-    event: dict[str, Any] = Field(
-        description="The envelope: version, id, detail-type, source, account, time, region,"
-        " resources, detail"
-    )
-
-
-class RegistryNotificationOut(BaseModel):
-    events: list[dict[str, Any]] = Field(
-        description="The `Image Pushed` events made (envelopes), one per tagged manifest push;"
-        " empty when the notification held only pulls, deletes or layer pushes"
-    )
-
-
-class RuleIn(_Strict):
-    """A rule document, as in ``dockyard rules create -f`` (see the README)."""
-
-    name: str
-    description: str | None = None
-    state: str = Field(default="ENABLED", description="ENABLED or DISABLED")
-    event_pattern: dict[str, Any] | str = Field(description=PATTERN_DESCRIPTION)
-    targets: list[dict[str, Any]] = Field(default_factory=list, description=TARGETS_DESCRIPTION)
-
-    _object_or_text = field_validator("event_pattern", mode="before")(_object_or_text)
-
-
-class RulePatch(_Strict):
-    """Fields to change; the others keep their values. ``targets`` is replaced whole, and
-    ``description`` alone may be null (none); the other fields have no default to go back to."""
-
-    name: str | SkipJsonSchema[None] = Field(
-        default=None, description="If given, the rule's own name"
-    )
-    description: str | None = None
-    state: str | SkipJsonSchema[None] = Field(default=None, description="ENABLED or DISABLED")
-    event_pattern: dict[str, Any] | str | SkipJsonSchema[None] = Field(
-        default=None, description=PATTERN_DESCRIPTION
-    )
-    targets: list[dict[str, Any]] | SkipJsonSchema[None] = Field(
-        default=None, description=TARGETS_DESCRIPTION
-    )
-
-    _not_null = field_validator("name", "state", "event_pattern", "targets")(_refuse_null)
-    _object_or_text = field_validator("event_pattern", mode="before")(_object_or_text)
-
-
-class RuleOut(BaseModel):
-    name: str
-    description: str | None
-    state: str = Field(description="ENABLED or DISABLED")
-    event_pattern: dict[str, Any] = Field(description="The pattern, as an object")
-    targets: list[dict[str, Any]] = Field(
-        description="Each target with every field, defaults filled in: id, kind, the kind's"
-        " fields and retry_policy"
-    )
-    created_at: str
-    updated_at: str
-
-
-class InvocationOut(BaseModel):
-    """One delivery of one event to one target of a rule."""
-
-    id: str
-    rule: str
-    target: str = Field(description="The target's id")
-    event_id: str
-    event: dict[str, Any] = Field(description="The event's envelope")
-    state: str = Field(description="PENDING, DELIVERED or DEAD (on the rule's dead list)")
-    attempts: int = Field(description="Tries made")
-    next_attempt_at: str | None = Field(description="When a PENDING invocation is tried next")
-    result: str | None = Field(description="What the target made: a job, a revision, a status")
-    error: str | None = Field(description="Why the last try failed")
-    created_at: str
-    updated_at: str
-
-
-class RetryIn(_Strict):
-    ids: list[str] | None = Field(
-        default=None, description="Invocations to retry; without: the rule's whole dead list"
-    )
-
-
-class RetryOut(BaseModel):
-    retried: int = Field(description="Dead invocations made PENDING again")
-
-
-class PatternTestIn(_Strict):
-    pattern: dict[str, Any] | str = Field(description=PATTERN_DESCRIPTION)
-    event: dict[str, Any] | str = Field(description="An event envelope, as an object or JSON text")
-
-    _object_or_text = field_validator("pattern", "event", mode="before")(_object_or_text)
-
-
-class PatternTestOut(BaseModel):
-    result: bool = Field(description="Whether the event matches the pattern (TestEventPattern)")

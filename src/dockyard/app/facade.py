@@ -1,11 +1,11 @@
 """The facade: :class:`Dockyard`, the one thing the CLI, the API, the SDK and the dashboard call.
 
 A Dockyard is composed of one resource per concern — ``definitions``, ``jobs``, ``logs``,
-``schedules``, ``events``, ``rules``, ``tokens``, ``queues`` — each in its own module of this
-package, all acting for one caller (see :mod:`dockyard.app.core`). :meth:`Dockyard.open` acts as
-the owner of the store; an API server authenticates each request and asks
-:meth:`Dockyard.acting_as` for a view acting for that token, so every edge gets the same
-authorization. The runtime services a process runs (a worker, the scheduler, the rules engine)
+``schedules``, ``events``, ``rules``, ``tokens``, ``audit``, ``queues`` — each in its own
+module of this package, all acting for one caller (see :mod:`dockyard.app.core`).
+:meth:`Dockyard.open` acts as the owner of the store; an API server authenticates each request
+and asks :meth:`Dockyard.acting_as` for a view acting for that token, so every edge gets the
+same authorization. The runtime services a process runs (a worker, the scheduler, the rules engine)
 are built here too, over the same store.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+from dockyard.app.audit import Audit
 from dockyard.app.core import LOCAL_ADMIN, Core
 from dockyard.app.definitions import Definitions
 from dockyard.app.events import Events
@@ -70,6 +71,7 @@ class Dockyard:
         self.events = Events(core, caller)
         self.rules = Rules(core, caller)
         self.tokens = Tokens(core, caller)
+        self.audit = Audit(core, caller)
         self.queues = Queues(core, caller)
 
     @classmethod
@@ -86,10 +88,11 @@ class Dockyard:
         """The live token whose secret this is; AuthenticationError otherwise."""
         return await authenticate(self._core, secret)
 
-    async def ensure_admin_token(self) -> str | None:
+    async def ensure_admin_token(self, server_url: str | None = None) -> str | None:
         """On first start, create an admin token in ``<home>/token`` (mode 0600); return its
-        secret, or None when tokens already exist."""
-        return await ensure_admin_token(self._core)
+        secret, or None when tokens already exist. ``server_url`` (the API server starting)
+        is the one server the CLI and the SDK will send the file's token to."""
+        return await ensure_admin_token(self._core, server_url)
 
     async def check_store(self) -> None:
         """Raise unless the store answers (the API's readiness check; no caller needed)."""

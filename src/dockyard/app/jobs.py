@@ -113,13 +113,31 @@ class Jobs(Resource):
 
     @requires(OPERATE)
     async def retry(self, job_id: str) -> Job:
-        """Requeue a FAILED or CANCELLED job with its attempts renewed."""
+        """Requeue a FAILED or CANCELLED job with its attempts renewed.
+
+        Refused (ConflictError) while its last attempt's body still runs on a worker: a new
+        attempt never starts beside the old one (docs/guarantees.md).
+        """
         job = await find_job(self, job_id)
         if job.state not in (JobState.FAILED, JobState.CANCELLED):
             raise ConflictError(
                 f"job {job_id} is {job.state}; only FAILED or CANCELLED jobs can be retried"
             )
-        return await self._apply_or_conflict(transitions.requeue(job, self._core.clock.now()), job)
+        now = self._core.clock.now()
+        requeue = transitions.requeue(job, now)
+        (applied,) = await self._core.storage.jobs.apply([requeue])
+        if applied:
+            return transitions.applied(job, requeue)
+        # The guard failed: the job changed, or its last attempt's body still holds a lease (a
+        # cancel its worker is still carrying out, an inline function past its timeout).
+        latest = await find_job(self, job_id)
+        stopping = latest.lease_expires_at is not None and latest.lease_expires_at >= now
+        if latest.state in (JobState.FAILED, JobState.CANCELLED) and stopping:
+            raise ConflictError(
+                f"job {job_id}: its last attempt is still stopping on worker {latest.worker_id};"
+                " retry once it has stopped"
+            )
+        raise ConflictError(f"job {job_id} changed state meanwhile; try again")
 
     async def _apply_or_conflict(self, transition: transitions.Transition, job: Job) -> Job:
         """Apply ``transition`` and return the job as it left it (a worker may move on at once)."""

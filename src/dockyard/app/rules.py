@@ -1,5 +1,10 @@
 """Rules as a resource: create, read, update, enable and disable, delete; their history and dead
-list, and retrying what is dead."""
+list, and retrying what is dead.
+
+A new pattern is measured before it is compiled: longer than
+:data:`~dockyard.domain.patterns.MAX_PATTERN_CHARACTERS` it is refused, naming ``event_pattern``.
+Only what comes in is measured, so that a rule stored before the limit still loads and changes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 from dockyard.app.core import Resource, requires
 from dockyard.app.definitions import find_definition
 from dockyard.domain.definitions import check_name
+from dockyard.domain.patterns import InvalidEventPattern, check_pattern_size
 from dockyard.domain.records import DockerSpec
 from dockyard.domain.rule_targets import RegisterRevisionTarget, SubmitJobTarget
 from dockyard.domain.rules import Invocation, InvocationState, Rule, RuleSpec, parse_rule
@@ -32,6 +38,7 @@ class Rules(Resource):
         if not isinstance(document, Mapping):
             raise ValidationError("rule", "must be a mapping")
         name = check_name(name if name is not None else document.get("name"), "name")
+        _check_pattern_size(document)
         spec, enabled = parse_rule({k: v for k, v in document.items() if k != "name"})
         await self._check_targets(spec)
         now = self._core.clock.now()
@@ -64,6 +71,7 @@ class Rules(Resource):
             raise ValidationError("rule", "must be a mapping")
         if "name" in changes and changes["name"] != name:
             raise ValidationError("name", "cannot be changed (create a new rule)")
+        _check_pattern_size(changes)
         current = await self._get(name)
         document = {**rule_spec_document(current.spec, current.enabled), **changes}
         spec, enabled = parse_rule({k: v for k, v in document.items() if k != "name"})
@@ -121,3 +129,11 @@ class Rules(Resource):
         """Put dead invocations (these, or all of the rule's) back to be delivered again."""
         await self._get(name)
         return await self._core.storage.rules.retry_invocations(name, ids, self._core.clock.now())
+
+
+def _check_pattern_size(document: Mapping[str, Any]) -> None:
+    """Refuse the document's ``event_pattern``, if it has one, when it is too long."""
+    try:
+        check_pattern_size(document.get("event_pattern"))
+    except InvalidEventPattern as error:
+        raise ValidationError("event_pattern", error.message) from None

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, timedelta
+
 import click
 
 from dockyard.cli.context import CliContext, output_option, pass_cli
 from dockyard.cli.render import print_json, print_table
 from dockyard.domain.documents import iso
+from dockyard.domain.tokens import Role, Token
 
 __all__ = ["queues", "tokens", "workers"]
 
@@ -96,43 +100,88 @@ def list_workers(cli: CliContext) -> None:
 
 @click.group()
 def tokens() -> None:
-    """API tokens: admin (everything), operator (register, submit, cancel, retry, pause), viewer."""
+    """API tokens: admin (everything, tokens and the audit trail included), operator (register,
+    submit, cancel, retry, pause: runs code on the workers), publisher (only puts events: for a
+    registry's notifications), viewer (reads)."""
+
+
+#: ``--expires-in`` units: ``90s``, ``15m``, ``12h``, ``30d``, ``8w``.
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    match = _DURATION.match(value)
+    if match is None:
+        raise click.BadParameter("a number and a unit: 90s, 15m, 12h, 30d or 8w")
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+def _moment(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    """An ISO 8601 date or time; one without a time zone is in the local one."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("an ISO 8601 time, e.g. 2026-12-31T18:00:00Z") from None
+    return moment if moment.tzinfo is not None else moment.astimezone()
 
 
 @tokens.command("create")
-@click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), required=True)
+@click.option("--role", type=click.Choice([role.value for role in Role]), required=True)
 @click.option("--name", required=True, help="Who or what uses the token.")
+@click.option(
+    "--expires-in", callback=_duration, metavar="DURATION", help="Refused after: 12h, 30d, 8w…"
+)
+@click.option(
+    "--expires-at", callback=_moment, metavar="TIME", help="Refused from: 2026-12-31T18:00Z…"
+)
 @output_option
 @pass_cli
-def create(cli: CliContext, role: str, name: str) -> None:
-    """Create a token and print its secret: it is shown this once."""
-    token, secret = cli.client.create_token(name, role)
+def create(
+    cli: CliContext,
+    role: str,
+    name: str,
+    expires_in: timedelta | None,
+    expires_at: datetime | None,
+) -> None:
+    """Create a token and print its secret: it is shown this once. Without --expires-in or
+    --expires-at it lasts until revoked."""
+    token, secret = cli.client.create_token(
+        name, role, expires_at=expires_at, expires_in=expires_in
+    )
     if cli.json:
-        print_json({"id": token.id, "name": token.name, "role": token.role.value, "secret": secret})
+        print_json({**_token_document(token), "secret": secret})
     else:
         click.echo(secret)
+
+
+def _token_document(token: Token) -> dict[str, object]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role.value,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked_at": iso(token.revoked_at),
+    }
 
 
 @tokens.command("list")
 @output_option
 @pass_cli
 def list_tokens(cli: CliContext) -> None:
-    found = cli.client.tokens()
-    documents = [
-        {
-            "id": t.id,
-            "name": t.name,
-            "role": t.role.value,
-            "created_at": iso(t.created_at),
-            "revoked_at": iso(t.revoked_at),
-        }
-        for t in found
-    ]
+    """Every token: when it expires, when it was last used (to within a minute), if revoked."""
+    documents = [_token_document(token) for token in cli.client.tokens()]
     if cli.json:
         print_json(documents)
     else:
         print_table(
-            ("ID", "NAME", "ROLE", "CREATED", "REVOKED"),
+            ("ID", "NAME", "ROLE", "CREATED", "EXPIRES", "LAST USED", "REVOKED"),
             [tuple(d.values()) for d in documents],
         )
 

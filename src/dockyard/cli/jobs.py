@@ -9,6 +9,7 @@ import click
 from dockyard.cli.context import CliContext, output_option, pass_cli
 from dockyard.cli.options import parse_pairs
 from dockyard.cli.render import print_job, print_jobs
+from dockyard.cli.text import LogPrinter, safe_text
 from dockyard.domain.jobs import parse_payload
 from dockyard.domain.records import Job
 from dockyard.domain.states import JobState
@@ -84,13 +85,13 @@ def submit(
         attempts=attempts,
     )
     if follow:
+        printer = LogPrinter(sys.stdout)
         for chunk in cli.client.follow(job.id):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
+            printer.write(chunk)
     if wait or follow:
         job = cli.client.wait(job.id)
         outcome = f"{job.id} {job.state.value}" + (
-            f": {job.status_reason}" if job.status_reason else ""
+            f": {safe_text(job.status_reason)}" if job.status_reason else ""
         )
         if cli.json:
             print_job(job, as_json=True)
@@ -147,16 +148,24 @@ def describe(cli: CliContext, job_id: str) -> None:
 @click.argument("job_id")
 @click.option("--attempt", type=int, help="Which attempt [the latest].")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+@click.option(
+    "--offset",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Begin at this byte, to resume a read (not with --follow).",
+)
 @output_option
 @pass_cli
-def logs(cli: CliContext, job_id: str, attempt: int | None, follow: bool) -> None:
+def logs(cli: CliContext, job_id: str, attempt: int | None, follow: bool, offset: int) -> None:
     """Print a job's log."""
+    printer = LogPrinter(sys.stdout)
     if follow:
+        if offset:
+            raise click.UsageError("--offset reads the log as it is: leave out --follow")
         for chunk in cli.client.follow(job_id, attempt):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
+            printer.write(chunk)
     else:
-        sys.stdout.write(cli.client.logs(job_id, attempt))
+        printer.write(cli.client.logs(job_id, attempt, offset=offset))
 
 
 @jobs.command("cancel")

@@ -7,6 +7,7 @@ import sys
 import click
 
 from dockyard.cli.admin import queues, tokens, workers
+from dockyard.cli.audit import audit
 from dockyard.cli.context import CliContext
 from dockyard.cli.definitions import definitions
 from dockyard.cli.events import events
@@ -14,6 +15,7 @@ from dockyard.cli.jobs import jobs, submit
 from dockyard.cli.rules import rules
 from dockyard.cli.schedules import schedules
 from dockyard.cli.services import db, scheduler, server, up, worker
+from dockyard.cli.text import safe_text
 from dockyard.errors import DockyardError
 
 __all__ = ["cli", "main"]
@@ -65,6 +67,7 @@ cli.add_command(db)
 cli.add_command(queues)
 cli.add_command(workers)
 cli.add_command(tokens)
+cli.add_command(audit)
 
 
 def main() -> None:
@@ -76,7 +79,8 @@ def main() -> None:
         error.show()
         sys.exit(error.exit_code)
     except DockyardError as error:
-        click.echo(f"error: {error}", err=True)
+        # A message may quote stored text or a server's answer: shown without control characters.
+        click.echo(f"error: {safe_text(str(error))}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -1,4 +1,8 @@
-"""Human tables (rich) and JSON for scripts."""
+"""Human tables (rich) and JSON for scripts.
+
+A stored payload or result nested too deep to show is printed as null with the reason beside it
+(``payload_error``), as the API gives it: one such job never breaks a list.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from dockyard.cli.text import table_cell
 from dockyard.domain.documents import definition_summary, job_document
+from dockyard.domain.fields import MAX_DEPTH, too_deep
 from dockyard.domain.records import Definition, Job
 from dockyard.domain.rules import Invocation, Rule, invocation_document, rule_document
 from dockyard.domain.scheduling import Schedule, schedule_document
@@ -40,7 +46,7 @@ def print_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
     for index, column in enumerate(columns):
         table.add_column(column, no_wrap=index < len(columns) - 1, overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(table_cell(cell) for cell in row))  # stored text: never markup
     # Piped output is not cut to 80 columns: ids must stay whole for grep and awk.
     console = Console() if sys.stdout.isatty() else Console(width=400)
     console.print(table)
@@ -72,7 +78,7 @@ def print_definitions(definitions: Sequence[Definition], as_json: bool) -> None:
 
 def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:
     if as_json:
-        print_json([job_document(job) for job in jobs])
+        print_json([_job_document(job) for job in jobs])
         return
     print_table(
         ("ID", "NAME", "DEFINITION", "STATE", "QUEUE", "ATTEMPTS", "CREATED", "REASON"),
@@ -93,10 +99,10 @@ def print_jobs(jobs: Sequence[Job], as_json: bool) -> None:
 
 
 def print_job(job: Job, as_json: bool) -> None:
+    doc = _job_document(job)
     if as_json:
-        print_json(job_document(job))
+        print_json(doc)
         return
-    doc = job_document(job)
     fields = [
         (key, value)
         for key, value in doc.items()
@@ -233,6 +239,18 @@ def print_invocations(invocations: Sequence[Invocation], as_json: bool) -> None:
             for i in invocations
         ],
     )
+
+
+#: Why a stored value is printed as null (the API says the same).
+UNRENDERABLE = f"cannot be shown: it nests deeper than {MAX_DEPTH} levels of lists and objects"
+
+
+def _job_document(job: Job) -> dict[str, Any]:
+    document = job_document(job)
+    for key in ("payload", "result"):
+        if too_deep(document[key]):
+            document[key], document[f"{key}_error"] = None, UNRENDERABLE
+    return document
 
 
 def _cell(value: object) -> str:

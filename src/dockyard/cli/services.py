@@ -4,7 +4,8 @@ Thin over the runtime: each command parses its options, opens the facade, builds
 (the API server, a worker, the scheduler, the rules engine) and hands them to one
 :class:`Supervisor`, which starts them, stops them all on SIGTERM or SIGINT, and raises the
 first error. The API server is adapted to the service contract here, because the runtime does
-not import the API.
+not import the API; it speaks HTTPS when ``server`` or ``up`` is given a certificate and its key
+(``--tls-cert``/``--tls-key``), checked before anything starts so that a mistake is one line.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dockyard.app import Dockyard, Service, Supervisor, WorkerConfig, upgrade_store
 from dockyard.cli.context import CliContext, pass_cli
 from dockyard.errors import DockyardError
-from dockyard.settings import Settings
+from dockyard.settings import Settings, redacted_url
+
+if TYPE_CHECKING:
+    from dockyard.api.serving import ServingLimits, Tls
 
 __all__ = ["ApiServer", "db", "scheduler", "server", "up", "worker"]
 
@@ -94,6 +101,22 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _tls(certificate: str | None, key: str | None) -> Tls | None:
+    """The certificate and key to serve HTTPS with, once they load; None for plain HTTP."""
+    if certificate is None and key is None:
+        return None
+    if certificate is None or key is None:
+        raise DockyardError("--tls-cert and --tls-key go together: give both, or neither")
+    from dockyard.api.serving import Tls
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certificate, key)
+    except OSError as error:  # ssl.SSLError included
+        reason = error.strerror or str(error)
+        raise DockyardError(f"cannot serve TLS with {certificate} and {key}: {reason}") from None
+    return Tls(certificate=Path(certificate), key=Path(key))
+
+
 class ApiServer(Service):
     """The HTTP API (uvicorn on a socket already bound) as a service: started once it accepts
     connections, stopped by asking uvicorn to exit (it gives requests in flight 5 s).
@@ -104,11 +127,21 @@ class ApiServer(Service):
 
     name = "api server"
 
-    def __init__(self, app: Dockyard, sock: socket.socket, host: str, port: int) -> None:
+    def __init__(
+        self,
+        app: Dockyard,
+        sock: socket.socket,
+        host: str,
+        port: int,
+        *,
+        tls: Tls | None = None,
+        limits: ServingLimits | None = None,
+    ) -> None:
         super().__init__()
         import uvicorn
 
         from dockyard.api import create_app
+        from dockyard.api.serving import ServingLimits, server_config
 
         announce = self._announce_started
 
@@ -122,8 +155,8 @@ class ApiServer(Service):
                 if self.started:
                     announce()
 
-        config = uvicorn.Config(
-            create_app(app), host=host, port=port, log_level="warning", timeout_graceful_shutdown=5
+        config = server_config(
+            create_app(app), host=host, port=port, limits=limits or ServingLimits(), tls=tls
         )
         self._server = Server(config)
         self._socket = sock
@@ -147,6 +180,7 @@ async def _serve(
     banner: bool,
     *,
     schedules: bool = False,
+    tls: Tls | None = None,
 ) -> None:
     """Open the store, run the services asked for under one supervisor, close the store."""
     app = await Dockyard.open(settings)
@@ -156,13 +190,15 @@ async def _serve(
         if listen is not None:
             host, port = listen
             # Bound first, so that a taken port is the one error before anything else happens.
-            server = ApiServer(app, _listen(host, port), host, port)
-            secret = await app.ensure_admin_token()
+            server = ApiServer(app, _listen(host, port), host, port, tls=tls)
+            scheme = "http" if tls is None else "https"
+            url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+            secret = await app.ensure_admin_token(url)
             services.append(server)
             created = "created an admin token in" if secret else "admin token in"
             lines += [
-                f"Dockyard is up: http://{host}:{port} (API docs at /docs)",
-                f"  home {settings.home}, store {settings.url}",
+                f"Dockyard is up: {url} (API docs at /docs)",
+                f"  home {settings.home}, store {redacted_url(settings.url)}",
                 f"  {created} {settings.token_file} (mode 0600)",
             ]
         if config is not None:
@@ -183,6 +219,20 @@ async def _serve(
 
 
 def _listen_options(fn: click.decorators.FC) -> click.decorators.FC:
+    fn = click.option(
+        "--tls-key",
+        envvar="DOCKYARD_TLS_KEY",
+        show_envvar=True,
+        metavar="PATH",
+        help="The private key of --tls-cert (PEM).",
+    )(fn)
+    fn = click.option(
+        "--tls-cert",
+        envvar="DOCKYARD_TLS_CERT",
+        show_envvar=True,
+        metavar="PATH",
+        help="Serve HTTPS with this certificate (PEM, with its chain); needs --tls-key.",
+    )(fn)
     fn = click.option(
         "--port", type=int, default=8000, envvar="DOCKYARD_PORT", show_envvar=True, help="API port."
     )(fn)
@@ -216,12 +266,15 @@ def worker(
 @click.command()
 @_listen_options
 @pass_cli
-def server(cli: CliContext, host: str, port: int) -> None:
+def server(
+    cli: CliContext, host: str, port: int, tls_cert: str | None, tls_key: str | None
+) -> None:
     """Serve the HTTP API only (run workers apart with `dockyard worker`)."""
+    tls = _tls(tls_cert, tls_key)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    asyncio.run(_serve(cli.settings, None, (host, port), True))
+    asyncio.run(_serve(cli.settings, None, (host, port), True, tls=tls))
 
 
 @click.command()
@@ -232,17 +285,20 @@ def up(
     cli: CliContext,
     host: str,
     port: int,
+    tls_cert: str | None,
+    tls_key: str | None,
     queues: str | None,
     concurrency: int,
     lease: float,
     shutdown_grace: float,
 ) -> None:
     """Start the embedded Dockyard in one process: the HTTP API, a worker and the scheduler."""
+    tls = _tls(tls_cert, tls_key)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     config = _config(queues, concurrency, lease, shutdown_grace, False)
-    asyncio.run(_serve(cli.settings, config, (host, port), True, schedules=True))
+    asyncio.run(_serve(cli.settings, config, (host, port), True, schedules=True, tls=tls))
 
 
 @click.command()

@@ -25,12 +25,17 @@ def connect(
     """Connect to Dockyard at ``url``: a server (``http://…``) or a store (``sqlite:///…``).
 
     Without a URL: ``DOCKYARD_URL``, else the embedded store in ``DOCKYARD_HOME`` (``~/.dockyard``).
-    A server needs a token: ``token``, else ``DOCKYARD_TOKEN``, else the file ``<home>/token``.
+    A server needs a token: ``token``, else ``DOCKYARD_TOKEN``, else the file ``<home>/token`` —
+    which is sent only to the server that wrote it (``dockyard up``), never to another URL.
     """
     return open_client(Settings.resolve(home=home, url=url, token=token))
 
 
 def open_client(settings: Settings) -> Client:
     if settings.is_server:
-        return HttpClient(settings.url, token=settings.resolved_token())
+        return HttpClient(
+            settings.url,
+            token=settings.resolved_token(),
+            unsent_token=settings.home_token_refused(),
+        )
     return DirectClient(settings)

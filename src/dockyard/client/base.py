@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import builtins
+import codecs
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from dockyard.app import QueueInfo, Submitted, Token, WorkerInfo
+from dockyard.app import AuditEntry, QueueInfo, Submitted, Token, WorkerInfo
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import JSON, Definition, Job
 from dockyard.domain.rules import Invocation, InvocationState, Rule
 from dockyard.domain.scheduling import Schedule
 from dockyard.errors import ValidationError
 
-__all__ = ["Client", "event_entries", "invocation_state"]
+__all__ = ["Client", "decode_chunks", "event_entries", "invocation_state"]
 
 
 class Client(ABC):
@@ -119,8 +121,10 @@ class Client(ABC):
         """Block until the job is SUCCEEDED, FAILED or CANCELLED (TimeoutError after ``timeout``)."""
 
     @abstractmethod
-    def logs(self, job_id: str, attempt: int | None = None) -> str:
-        """The log of one attempt, the latest by default."""
+    def logs(self, job_id: str, attempt: int | None = None, *, offset: int = 0) -> str:
+        """The log of one attempt (the latest by default) as it is now, from byte ``offset``
+        on: to resume, pass the number of *bytes* read before (a character cut in two at the
+        offset reads as U+FFFD). It is read in pieces, so only the text returned is held."""
 
     @abstractmethod
     def follow(self, job_id: str, attempt: int | None = None) -> Iterator[bytes]:
@@ -237,14 +241,38 @@ class Client(ABC):
     def workers(self) -> builtins.list[WorkerInfo]: ...
 
     @abstractmethod
-    def create_token(self, name: str, role: str) -> tuple[Token, str]:
-        """A new token and its secret, which is shown this once."""
+    def create_token(
+        self,
+        name: str,
+        role: str,
+        *,
+        expires_at: datetime | None = None,
+        expires_in: timedelta | None = None,
+    ) -> tuple[Token, str]:
+        """A new token and its secret, which is shown this once. It is refused from
+        ``expires_at``, or ``expires_in`` after now (one of them at most); without either it
+        lasts until revoked."""
 
     @abstractmethod
-    def tokens(self) -> builtins.list[Token]: ...
+    def tokens(self) -> builtins.list[Token]:
+        """Every token, with its expiry and its last use (to within a minute)."""
 
     @abstractmethod
     def revoke_token(self, token_id: str) -> Token: ...
+
+    @abstractmethod
+    def audit(self, limit: int = 100, before: int | None = None) -> builtins.list[AuditEntry]:
+        """The audit trail, newest first (admins only): which token changed what. ``before``
+        is the id of the last entry of the previous page."""
+
+
+def decode_chunks(chunks: Iterable[bytes]) -> str:
+    """UTF-8 text of a log read in pieces, as both transports return it: a character split
+    between two pieces is whole, and bytes that are not UTF-8 read as U+FFFD."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    parts = [decoder.decode(chunk) for chunk in chunks]
+    parts.append(decoder.decode(b"", final=True))
+    return "".join(parts)
 
 
 def event_entries(entries: object) -> object:

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import builtins
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import ExitStack
+from datetime import datetime, timedelta
 from typing import Any
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from dockyard.app import Dockyard, QueueInfo, Submitted, Token, WorkerInfo
-from dockyard.client.base import Client, event_entries, invocation_state
+from dockyard.app import AuditEntry, Dockyard, QueueInfo, Submitted, Token, WorkerInfo
+from dockyard.client.base import Client, decode_chunks, event_entries, invocation_state
 from dockyard.domain.clock import Clock
 from dockyard.domain.events import Event
 from dockyard.domain.jobs import SubmitRequest
@@ -127,12 +128,15 @@ class DirectClient(Client):
         result: Job = self._call(self._app.jobs.wait, job_id, timeout)
         return result
 
-    def logs(self, job_id: str, attempt: int | None = None) -> str:
-        data: bytes = self._call(self._app.logs.read, job_id, attempt)
-        return data.decode("utf-8", "replace")
+    def logs(self, job_id: str, attempt: int | None = None, *, offset: int = 0) -> str:
+        span = self._call(self._app.logs.open, job_id, attempt, offset)
+        return decode_chunks(self._iterate(self._app.logs.chunks(span)))
 
     def follow(self, job_id: str, attempt: int | None = None) -> Iterator[bytes]:
-        stream = self._app.logs.follow(job_id, attempt)
+        return self._iterate(self._app.logs.follow(job_id, attempt))
+
+    def _iterate(self, stream: AsyncGenerator[bytes, None]) -> Iterator[bytes]:
+        """The items of an async generator of the facade, each fetched on the client's loop."""
         try:
             while True:
                 try:
@@ -252,8 +256,17 @@ class DirectClient(Client):
         result: builtins.list[WorkerInfo] = self._call(self._app.queues.workers)
         return result
 
-    def create_token(self, name: str, role: str) -> tuple[Token, str]:
-        result: tuple[Token, str] = self._call(self._app.tokens.create, name, role)
+    def create_token(
+        self,
+        name: str,
+        role: str,
+        *,
+        expires_at: datetime | None = None,
+        expires_in: timedelta | None = None,
+    ) -> tuple[Token, str]:
+        result: tuple[Token, str] = self._call(
+            self._app.tokens.create, name, role, expires_at=expires_at, expires_in=expires_in
+        )
         return result
 
     def tokens(self) -> builtins.list[Token]:
@@ -262,4 +275,8 @@ class DirectClient(Client):
 
     def revoke_token(self, token_id: str) -> Token:
         result: Token = self._call(self._app.tokens.revoke, token_id)
+        return result
+
+    def audit(self, limit: int = 100, before: int | None = None) -> builtins.list[AuditEntry]:
+        result: builtins.list[AuditEntry] = self._call(self._app.audit.list, limit, before)
         return result

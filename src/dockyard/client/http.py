@@ -11,17 +11,19 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 import httpx
 
-from dockyard.app import QueueInfo, Submitted, Token, WorkerInfo
-from dockyard.client.base import Client, event_entries, invocation_state
+from dockyard.app import AuditEntry, QueueInfo, Submitted, Token, WorkerInfo
+from dockyard.app.logs import LOG_CHUNK_BYTES
+from dockyard.client.base import Client, decode_chunks, event_entries, invocation_state
+from dockyard.client.documents import audit_entry, queue_info, token, worker_info
 from dockyard.domain.documents import parse_definition_document, parse_job_document
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.patterns import REASON_PREFIX, InvalidEventPattern
-from dockyard.domain.records import Definition, Job, JobId
+from dockyard.domain.records import Definition, Job
 from dockyard.domain.rules import (
     Invocation,
     InvocationState,
@@ -31,7 +33,6 @@ from dockyard.domain.rules import (
 )
 from dockyard.domain.scheduling import Schedule, parse_schedule_record
 from dockyard.domain.states import TERMINAL_STATES
-from dockyard.domain.tokens import Role
 from dockyard.errors import (
     AuthenticationError,
     ConflictError,
@@ -49,11 +50,23 @@ LONG_POLL_SECONDS = 30.0
 
 
 class HttpClient(Client):
-    """A client of a Dockyard server at ``url`` (``http://host:8000``)."""
+    """A client of a Dockyard server at ``url`` (``http://host:8000``).
 
-    def __init__(self, url: str, *, token: str | None, timeout: float = 60.0) -> None:
+    ``unsent_token`` says why a token the user may expect was not sent (the home's token file
+    belongs to another server); a 401 answer repeats it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None,
+        timeout: float = 60.0,
+        unsent_token: str | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self._unsent_token = None if token else unsent_token
 
     def close(self) -> None:
         self._http.close()
@@ -70,8 +83,19 @@ class HttpClient(Client):
         with self._reaching():
             response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            _raise(response)
+            self._raise(response)
         return response.json()
+
+    def _raise(self, response: httpx.Response) -> NoReturn:
+        try:
+            _raise(response)
+        except AuthenticationError as error:
+            if self._unsent_token is None:
+                raise
+            raise AuthenticationError(
+                f"{error}; no token was sent: {self._unsent_token}"
+                " (give --token or DOCKYARD_TOKEN to send one)"
+            ) from None
 
     # -- definitions ----------------------------------------------------------------------------
 
@@ -164,12 +188,17 @@ class HttpClient(Client):
             if job.state in TERMINAL_STATES:
                 return job
 
-    def logs(self, job_id: str, attempt: int | None = None) -> str:
-        with self._reaching():
-            response = self._http.get(f"/v1/jobs/{job_id}/logs", params=_attempt(attempt))
-        if response.status_code >= 400:
-            _raise(response)
-        return response.content.decode("utf-8", "replace")
+    def logs(self, job_id: str, attempt: int | None = None, *, offset: int = 0) -> str:
+        params = {**_attempt(attempt), **({"offset": offset} if offset else {})}
+        with (
+            self._reaching(),
+            self._http.stream("GET", f"/v1/jobs/{job_id}/logs", params=params) as response,
+        ):
+            if response.status_code >= 400:
+                response.read()
+                self._raise(response)
+            # A body shorter than its Content-Length (the log was pruned meanwhile) raises.
+            return decode_chunks(response.iter_bytes(LOG_CHUNK_BYTES))
 
     def follow(self, job_id: str, attempt: int | None = None) -> Iterator[bytes]:
         params = {**_attempt(attempt), "follow": "true"}
@@ -180,7 +209,7 @@ class HttpClient(Client):
         ):
             if response.status_code >= 400:
                 response.read()
-                _raise(response)
+                self._raise(response)
             yield from response.iter_bytes()
 
     # -- schedules ------------------------------------------------------------------------------
@@ -290,26 +319,45 @@ class HttpClient(Client):
     # -- queues, workers, tokens ----------------------------------------------------------------
 
     def queues(self) -> builtins.list[QueueInfo]:
-        return [_queue(doc) for doc in self._send("GET", "/v1/queues")]
+        return [queue_info(doc) for doc in self._send("GET", "/v1/queues")]
 
     def pause_queue(self, name: str) -> QueueInfo:
-        return _queue(self._send("POST", f"/v1/queues/{name}/pause"))
+        return queue_info(self._send("POST", f"/v1/queues/{name}/pause"))
 
     def resume_queue(self, name: str) -> QueueInfo:
-        return _queue(self._send("POST", f"/v1/queues/{name}/resume"))
+        return queue_info(self._send("POST", f"/v1/queues/{name}/resume"))
 
     def workers(self) -> builtins.list[WorkerInfo]:
-        return [_worker(doc) for doc in self._send("GET", "/v1/workers")]
+        return [worker_info(doc) for doc in self._send("GET", "/v1/workers")]
 
-    def create_token(self, name: str, role: str) -> tuple[Token, str]:
-        doc = self._send("POST", "/v1/tokens", json={"name": name, "role": role})
-        return _token(doc), doc["secret"]
+    def create_token(
+        self,
+        name: str,
+        role: str,
+        *,
+        expires_at: datetime | None = None,
+        expires_in: timedelta | None = None,
+    ) -> tuple[Token, str]:
+        body: dict[str, Any] = {"name": name, "role": role}
+        if expires_at is not None:
+            body["expires_at"] = expires_at.isoformat()
+        if expires_in is not None:
+            body["expires_in_seconds"] = expires_in.total_seconds()
+        doc = self._send("POST", "/v1/tokens", json=body)
+        return token(doc), doc["secret"]
 
     def tokens(self) -> builtins.list[Token]:
-        return [_token(doc) for doc in self._send("GET", "/v1/tokens")]
+        return [token(doc) for doc in self._send("GET", "/v1/tokens")]
 
     def revoke_token(self, token_id: str) -> Token:
-        return _token(self._send("DELETE", f"/v1/tokens/{token_id}"))
+        return token(self._send("DELETE", f"/v1/tokens/{token_id}"))
+
+    def audit(self, limit: int = 100, before: int | None = None) -> builtins.list[AuditEntry]:
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        page = self._send("GET", "/v1/audit", params=params)
+        return [audit_entry(doc) for doc in page["entries"]]
 
 
 def _attempt(attempt: int | None) -> dict[str, Any]:
@@ -370,35 +418,3 @@ def _raise(response: httpx.Response) -> NoReturn:
     if status == 409:
         raise ConflictError(detail)
     raise DockyardError(f"server error {status}: {detail}")
-
-
-def _when(text: str | None) -> Any:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-def _queue(doc: Mapping[str, Any]) -> QueueInfo:
-    return QueueInfo(name=doc["name"], paused=doc["paused"], counts=doc["counts"])
-
-
-def _worker(doc: Mapping[str, Any]) -> WorkerInfo:
-    return WorkerInfo(
-        id=doc["id"],
-        hostname=doc["hostname"],
-        pid=doc["pid"],
-        queues=None if doc["queues"] is None else tuple(doc["queues"]),
-        concurrency=doc["concurrency"],
-        started_at=_when(doc["started_at"]),
-        heartbeat_at=_when(doc["heartbeat_at"]),
-        stopped_at=_when(doc["stopped_at"]),
-        running=tuple(JobId(job_id) for job_id in doc["running"]),
-    )
-
-
-def _token(doc: Mapping[str, Any]) -> Token:
-    return Token(
-        id=doc["id"],
-        name=doc["name"],
-        role=Role(doc["role"]),
-        created_at=_when(doc["created_at"]),
-        revoked_at=_when(doc["revoked_at"]),
-    )

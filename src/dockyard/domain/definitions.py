@@ -48,6 +48,7 @@ from dockyard.errors import ValidationError
 
 __all__ = [
     "COMMON_FIELDS",
+    "MAX_LOG_MAX_BYTES",
     "check_attempts",
     "check_name",
     "check_queue",
@@ -59,6 +60,9 @@ __all__ = [
 ]
 
 MAX_ATTEMPTS = 10
+#: The largest ``log_max_bytes``: an attempt's log is read and served whole by whoever may read
+#: it, and its writer holds up to half of it in memory until the attempt ends.
+MAX_LOG_MAX_BYTES = 1024 * 1024 * 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 #: The fields of every definition, whatever its executor; a kind's own fields come on top.
 COMMON_FIELDS = frozenset(
@@ -203,6 +207,8 @@ def _log_cap(value: object, field: str) -> int:
     cap = positive_int(value, field)
     if cap < 1024:
         raise ValidationError(field, "must be at least 1024 bytes")
+    if cap > MAX_LOG_MAX_BYTES:
+        raise ValidationError(field, f"must be at most {MAX_LOG_MAX_BYTES} bytes (1 GiB)")
     return cap
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from dockyard.domain.fields import check_depth, check_text_depth
 from dockyard.errors import ValidationError
 
 __all__ = [
@@ -111,6 +112,8 @@ def parse_entries(entries: object, *, now: datetime) -> list[Event]:
 def _parse_entry(entry: object, where: str, now: datetime) -> Event:
     if not isinstance(entry, Mapping):
         raise ValidationError(where, "must be an object")
+    for key, value in entry.items():  # before json.dumps recurses into the entry
+        check_depth(value, f"{where}.{key}")
     try:
         size = len(json.dumps(entry).encode())
     except (TypeError, ValueError) as error:
@@ -123,7 +126,7 @@ def _parse_entry(entry: object, where: str, now: datetime) -> Event:
         if not isinstance(detail_text, str):
             raise ValidationError(f"{where}.Detail", "must be a string holding a JSON object")
         try:
-            detail = json.loads(detail_text)
+            detail = json.loads(check_text_depth(detail_text, f"{where}.Detail"))
         except json.JSONDecodeError as error:
             raise ValidationError(f"{where}.Detail", f"is not valid JSON ({error.msg})") from None
         return _event(

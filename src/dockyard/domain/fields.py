@@ -7,18 +7,28 @@ are part of Dockyard's interface: the CLI prints them, the API returns them, tes
 
 This module is a leaf: the definition parser (:mod:`dockyard.domain.definitions`) and each
 executor kind's parser (:mod:`dockyard.domain.specs`) import it, and it imports neither.
+
+It also holds the one nesting rule for free-form JSON (payloads, event details): at most
+:data:`MAX_DEPTH` levels of lists and objects, checked without recursion on parsed values
+(:func:`check_depth`) and on JSON text before it is parsed (:func:`check_text_depth`), so that a
+deep document is refused before anything recurses into it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from itertools import accumulate
 from typing import Any, TypeVar
 
 from dockyard.errors import ValidationError
 
 __all__ = [
+    "DEPTH_RULE",
+    "MAX_DEPTH",
+    "check_depth",
     "check_env_name",
+    "check_text_depth",
     "flag",
     "mapping",
     "non_negative_int",
@@ -30,6 +40,8 @@ __all__ = [
     "positive_number",
     "string",
     "string_map",
+    "text_nesting",
+    "too_deep",
     "word",
 ]
 
@@ -37,6 +49,17 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WORD = re.compile(r"[a-z0-9-]{1,64}")
 
 T = TypeVar("T")
+
+#: Levels of lists and objects a payload, an event's detail or a pattern may nest: enough for
+#: any document a person writes, and far below where a renderer or a parser recurses too deep
+#: (pydantic stops serialising at about 250, Python's json at about 1,000).
+MAX_DEPTH = 64
+DEPTH_RULE = f"must nest at most {MAX_DEPTH} levels of lists and objects"
+
+# JSON text without its strings is brackets and scalars: each opening bracket is one level in.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_BRACKET_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # +1 and -1 as signed bytes
 
 
 def optional(
@@ -147,3 +170,47 @@ def parse_command(value: object, field: str, *, shell: bool = False) -> tuple[st
     if shell and len(value) != 1:
         raise ValidationError(field, "must be a single shell line when shell is true")
     return tuple(value)
+
+
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and mappings nest more than ``limit`` levels in ``value`` (a scalar is 0,
+    ``[]`` is 1). Iterative, so no value is too deep to be looked at."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend(
+            (child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple)
+        )
+    return False
+
+
+def check_depth(value: T, field: str) -> T:
+    """``value`` unchanged, or a ValidationError naming ``field`` when it nests too deep."""
+    if too_deep(value):
+        raise ValidationError(field, DEPTH_RULE)
+    return value
+
+
+def text_nesting(text: str | bytes) -> int:
+    """How many levels of lists and objects JSON text nests, read without parsing it: brackets
+    inside strings do not count. Linear and in C but for one pass, so a body can be measured
+    before it is parsed; text that is not JSON gets a number too, and the parser refuses it."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    steps = _JSON_STRING.sub(b"", data).translate(None, _NOT_BRACKETS).translate(_BRACKET_STEPS)
+    return max(accumulate(memoryview(steps).cast("b")), default=0)
+
+
+def check_text_depth(text: str, field: str) -> str:
+    """JSON text ``text`` unchanged, or a ValidationError naming ``field`` when it would parse
+    to a value that nests too deep."""
+    if text_nesting(text) > MAX_DEPTH:
+        raise ValidationError(field, DEPTH_RULE)
+    return text

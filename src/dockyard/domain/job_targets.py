@@ -19,7 +19,7 @@ from dockyard.domain.definitions import (
     check_timeout,
     parse_environment,
 )
-from dockyard.domain.fields import parse_command, string_map
+from dockyard.domain.fields import check_depth, parse_command, string_map
 from dockyard.domain.records import JSON
 from dockyard.errors import ValidationError
 
@@ -84,7 +84,7 @@ def parse_job_target(
         queue=None if queue is None else check_queue(queue, f"{where}.queue"),
         group=None if group is None else _string(group, f"{where}.group"),
         priority=priority,
-        payload=value.get("payload"),
+        payload=check_depth(value.get("payload"), f"{where}.payload"),
         command=None if command is None else parse_command(command, f"{where}.command"),
         environment=parse_environment(value.get("environment") or {}, f"{where}.environment"),
         timeout_seconds=None if timeout is None else check_timeout(timeout, f"{where}.timeout"),

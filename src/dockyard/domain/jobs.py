@@ -15,7 +15,7 @@ from dockyard.domain.definitions import (
     check_timeout,
     parse_environment,
 )
-from dockyard.domain.fields import parse_command
+from dockyard.domain.fields import check_depth, check_text_depth, parse_command
 from dockyard.domain.records import (
     JSON,
     Definition,
@@ -58,7 +58,7 @@ class SubmitRequest:
 def parse_payload(text: str) -> JSON:
     """Parse a payload given as JSON text, naming the field when it is not JSON."""
     try:
-        payload: JSON = json.loads(text)
+        payload: JSON = json.loads(check_text_depth(text, "payload"))
     except json.JSONDecodeError as error:
         raise ValidationError(
             "payload", f"must be valid JSON ({error.msg} at position {error.pos})"
@@ -102,6 +102,7 @@ def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> Ne
         raise ValidationError("priority", "must be an integer")
     if not -1000 <= request.priority <= 1000:
         raise ValidationError("priority", "must be between -1000 and 1000")
+    check_depth(request.payload, "payload")  # before json.dumps recurses into it
     try:
         encoded = None if request.payload is None else json.dumps(request.payload)
     except (TypeError, ValueError):

@@ -51,14 +51,22 @@ limits ranges to +/-5e9 and rounds to 6 decimals); JSON syntax errors carry Pyth
 Jackson's; ``$or`` may expand to at most 1,000 combinations (EventBridge documents a limit; the
 wording of our error is ours); and the handful of event-ruler quirks where one field mixes IP or
 numeric patterns with string patterns are not reproduced.
+
+Size and cost. A pattern that comes in — one to test, or a rule's new pattern — is at most
+:data:`MAX_PATTERN_CHARACTERS` long (:func:`check_pattern_size`), EventBridge's own ceiling, so that
+what compiling it costs is bounded. :func:`matches`, the one-shot test, compiles without caching:
+what a caller merely tries never stays in memory. :func:`compile_pattern`, the form for stored
+rules, keeps the patterns it compiled in a least-recently-used cache bounded both by entries and
+by characters of pattern text, whatever the size of the patterns stored before the limit existed.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -66,14 +74,24 @@ from typing import Any, Final
 from dockyard.errors import ValidationError
 
 __all__ = [
+    "MAX_PATTERN_CHARACTERS",
     "EventPattern",
     "InvalidEvent",
     "InvalidEventPattern",
+    "check_pattern_size",
     "compile_pattern",
     "matches",
 ]
 
 REASON_PREFIX: Final = "Event pattern is not valid. Reason: "
+#: The longest pattern taken in, in characters: EventBridge's API refuses an ``EventPattern``
+#: longer than 4,096 (``PutRule``; its "Event pattern size" quota is 2,048 by default and may be
+#: raised to that), and so does Dockyard, so that every pattern AWS can hold works here too.
+MAX_PATTERN_CHARACTERS: Final = 4096
+#: The compiled patterns :func:`compile_pattern` keeps: at most this many, and at most this much
+#: pattern text in all (a compiled pattern takes about 25 bytes a character of its text).
+MAX_CACHED_PATTERNS: Final = 4096
+MAX_CACHED_CHARACTERS: Final = 2 * 1024 * 1024
 #: At most this many alternatives after expanding every ``$or``.
 MAX_COMBINATIONS: Final = 1000
 #: The most complexity the wildcards of one field may have (see :func:`_wildcard_complexity`).
@@ -172,19 +190,55 @@ class EventPattern:
 
 
 def compile_pattern(pattern: str | Mapping[str, Any]) -> EventPattern:
-    """Validate ``pattern`` (JSON text or a parsed object) and compile it.
+    """Validate ``pattern`` (JSON text or a parsed object) and compile it, or take it from the
+    cache of compiled patterns: the form for the patterns of stored rules, compiled again and
+    again. It takes a pattern of any size (one stored before the size limit existed must still
+    load): check what comes in with :func:`check_pattern_size` first.
 
     Raises :class:`InvalidEventPattern` with AWS's reason when EventBridge would refuse it. Text
     keeps every key as written: when a key repeats, the last one wins, as on AWS."""
-    return _compile_text(_pattern_text(pattern))
+    text = _pattern_text(pattern)
+    compiled = _CACHE.get(text)
+    if compiled is None:
+        compiled = _compile_text(text)
+        _CACHE.put(text, compiled)
+    return compiled
+
+
+def check_pattern_size(pattern: object) -> None:
+    """Refuse a pattern longer than :data:`MAX_PATTERN_CHARACTERS`, before anything compiles it.
+
+    Text is measured as written, as AWS measures it; a parsed object as its compact JSON (no
+    space between tokens). Anything else is left for the compiler to refuse."""
+    if isinstance(pattern, str):
+        size = len(pattern)
+    elif isinstance(pattern, Mapping):
+        try:
+            size = len(json.dumps(pattern, separators=(",", ":"), ensure_ascii=False))
+        except (TypeError, ValueError, RecursionError):
+            return  # not JSON: the compiler says why
+    else:
+        return
+    if size > MAX_PATTERN_CHARACTERS:
+        raise InvalidEventPattern(
+            f"Event pattern must have length less than or equal to {MAX_PATTERN_CHARACTERS}"
+            f" characters (this one has {size})"
+        )
 
 
 def matches(pattern: str | Mapping[str, Any], event: str | Mapping[str, Any]) -> bool:
-    """``TestEventPattern``: whether ``event`` matches ``pattern`` (compiled once, then cached)."""
-    compiled = compile_pattern(pattern)
+    """``TestEventPattern``: whether ``event`` matches ``pattern``.
+
+    The pattern is refused past :data:`MAX_PATTERN_CHARACTERS` and compiled for this call only,
+    never cached. The work grows with the pattern and the event: callers that serve others run
+    it off their event loop."""
+    check_pattern_size(pattern)
+    compiled = _compile_text(_pattern_text(pattern))
     if isinstance(event, str):
         try:
             event = json.loads(event)
+        except RecursionError:
+            raise InvalidEvent("nested too deeply") from None
         except ValueError as error:
             raise InvalidEvent(f"not valid JSON: {error}") from None
         if not isinstance(event, dict):
@@ -203,7 +257,50 @@ def _pattern_text(pattern: str | Mapping[str, Any]) -> str:
         raise InvalidEventPattern(f"Filter is not valid JSON: {error}") from None
 
 
-@functools.lru_cache(maxsize=4096)
+class _CompiledPatterns:
+    """The compiled patterns used most recently, at most ``entries`` of them and ``characters``
+    of their text in all; one lock makes it safe to share between threads."""
+
+    def __init__(self, entries: int, characters: int) -> None:
+        self.entries = entries
+        self.characters = characters
+        self._patterns: OrderedDict[str, EventPattern] = OrderedDict()
+        self._size = 0  # the characters of the texts held, kept equal to their sum
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> EventPattern | None:
+        with self._lock:
+            compiled = self._patterns.get(text)
+            if compiled is not None:
+                self._patterns.move_to_end(text)
+            return compiled
+
+    def put(self, text: str, compiled: EventPattern) -> None:
+        if len(text) > self.characters:
+            return  # larger than the whole cache: compiled each time rather than held
+        with self._lock:
+            if text in self._patterns:
+                return
+            self._patterns[text] = compiled
+            self._size += len(text)
+            while len(self._patterns) > self.entries or self._size > self.characters:
+                evicted, _ = self._patterns.popitem(last=False)
+                self._size -= len(evicted)
+
+    def size(self) -> tuple[int, int]:
+        """How many patterns are held, and how many characters of text they have."""
+        with self._lock:
+            return len(self._patterns), self._size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._patterns.clear()
+            self._size = 0
+
+
+_CACHE: Final = _CompiledPatterns(MAX_CACHED_PATTERNS, MAX_CACHED_CHARACTERS)
+
+
 def _compile_text(text: str) -> EventPattern:
     try:
         document = json.loads(text, object_pairs_hook=_Object, parse_constant=_no_constant)

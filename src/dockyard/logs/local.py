@@ -4,16 +4,21 @@ The cap keeps the head and the tail of a log, as people read logs: how it starte
 The first half of the cap is written as it is printed (so ``--follow`` sees it live); after that the
 last half-cap of output is kept in memory, in chunks, and written when the attempt ends, after a line
 that says how many bytes were dropped. Memory therefore stays under the cap whatever a job prints.
+
+Logs hold what programs print, secrets included: the folders are created 0700 and the files 0600,
+whatever the umask.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections import deque
 from pathlib import Path
 from typing import BinaryIO
 
 from dockyard.errors import ValidationError
+from dockyard.settings import private_directory
 
 __all__ = ["CappedLogWriter", "LocalLogStore"]
 
@@ -37,8 +42,9 @@ class CappedLogWriter:
 
     def _opened(self) -> BinaryIO:
         if self._file is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self._path.open("ab", buffering=0)
+            private_directory(self._path.parent)
+            descriptor = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._file = os.fdopen(descriptor, "ab", buffering=0)
         return self._file
 
     def write(self, data: bytes) -> None:
@@ -97,6 +103,12 @@ class LocalLogStore:
                 return file.read(-1 if limit is None else limit)
         except FileNotFoundError:
             return b""
+
+    def size(self, job_id: str, attempt: int) -> int:
+        try:
+            return self.path(job_id, attempt).stat().st_size
+        except FileNotFoundError:
+            return 0
 
     def remove(self, job_id: str) -> None:
         folder = self.root / job_id

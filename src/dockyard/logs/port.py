@@ -23,7 +23,13 @@ class LogStore(Protocol):
     def read(
         self, job_id: str, attempt: int, offset: int = 0, limit: int | None = 1 << 20
     ) -> bytes:
-        """Up to ``limit`` bytes (None: all) from ``offset``; empty when there is nothing (yet)."""
+        """Up to ``limit`` bytes (None: all) from ``offset``; empty when there is nothing (yet).
+        Readers that serve others read in bounded pieces: a log may be as large as its cap."""
+        ...
+
+    def size(self, job_id: str, attempt: int) -> int:
+        """How many bytes the attempt's log holds now; 0 when it has none. A log only grows
+        while its attempt runs, so bytes below this size never change."""
         ...
 
     def remove(self, job_id: str) -> None:

@@ -9,7 +9,8 @@ takes over within an interval. The leader
   the worker and the lease it read, so a worker that renewed meanwhile keeps its job;
 - **prunes** jobs that finished more than ``retention`` ago, oldest first, in small batches (each
   its own short transaction, so claims never wait behind a long delete), with their logs, and
-  the bus's routed events and delivered invocations as old (the dead list stays);
+  the bus's routed events and delivered invocations as old (the dead list stays), and the
+  audit trail's entries as old;
 - **refreshes the planner's statistics** of the jobs when many changed (a bulk submit, a
   burst of work) and the database has not done it itself.
 
@@ -93,6 +94,7 @@ class Maintenance(LeaderService):
         rescued = await self.rescue_expired()
         pruned = await self.prune()
         await self.prune_events()
+        await self.prune_audit()
         analyzed = await self._storage.jobs.refresh_statistics()
         return MaintenanceReport(rescued=rescued, pruned=pruned, analyzed=analyzed)
 
@@ -135,6 +137,16 @@ class Maintenance(LeaderService):
         pruned = 0
         while True:
             count = await self._storage.events.prune(before, self.config.batch_size)
+            pruned += count
+            if count < self.config.batch_size:
+                return pruned
+
+    async def prune_audit(self) -> int:
+        """Delete audit entries older than the retention, batch by batch; return how many."""
+        before = self._clock.now() - self.config.retention
+        pruned = 0
+        while True:
+            count = await self._storage.audit.prune(before, self.config.batch_size)
             pruned += count
             if count < self.config.batch_size:
                 return pruned

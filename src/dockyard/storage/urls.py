@@ -1,4 +1,8 @@
-"""Choose a storage backend from a URL: ``sqlite:///path/to.db`` or ``postgresql://…``."""
+"""Choose a storage backend from a URL: ``sqlite:///path/to.db`` or ``postgresql://…``.
+
+A store URL may carry a password: an error that quotes one quotes
+:func:`~dockyard.settings.redacted_url`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 from dockyard.errors import ValidationError
+from dockyard.settings import redacted_url
 from dockyard.storage.ports import Storage
 
 __all__ = ["open_storage", "store_identity"]
@@ -31,7 +36,7 @@ def open_storage(url: str) -> Storage:
         from dockyard.storage.postgres import PostgresStorage
 
         return PostgresStorage(url)
-    raise ValidationError("url", f"unsupported store URL {url!r}; {_HELP}")
+    raise ValidationError("url", f"unsupported store URL {redacted_url(url)!r}; {_HELP}")
 
 
 def store_identity(url: str) -> str:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from dockyard.api.problems import PROBLEM_RESPONSES
-from dockyard.api.routes import definitions, events, jobs, queues, schedules, tokens
+from dockyard.api.routes import audit, definitions, events, jobs, queues, schedules, tokens
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
-for resource in (definitions, jobs, schedules, events, queues, tokens):
+for resource in (definitions, jobs, schedules, events, queues, tokens, audit):
     router.include_router(resource.router)

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from dockyard.api.auth import allowed
 from dockyard.api.problems import problem
 from dockyard.api.routes.dependencies import App
-from dockyard.api.schemas import (
+from dockyard.api.rule_schemas import (
     EventOut,
     InvocationOut,
     PatternTestIn,

@@ -2,33 +2,53 @@
 
 A submission with an idempotency key seen before answers the earlier job with status 200
 instead of 201, and creates nothing. ``?wait=S`` is capped at :data:`MAX_WAIT_SECONDS`, so that
-no request holds a connection open for long.
+no request holds a connection open for long, and a token follows at most
+:data:`~dockyard.api.streams.MAX_FOLLOWS_PER_TOKEN` logs at once (429 past it).
+
+A log is sent as it is read, in pieces of :data:`~dockyard.app.logs.LOG_CHUNK_BYTES`, with its
+``Content-Length``: memory per reader stays the same whatever the log's size, and ``?offset=N``
+resumes a read that was cut at byte N.
+
+A stored payload or result that cannot be rendered (one stored before payloads had a nesting
+limit, or a result nested too deep) never breaks an answer: it is given as null, with
+``payload_error`` or ``result_error`` saying why, and the rest of the job — and of the page — as
+usual.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from dockyard.api.auth import allowed
+from dockyard.api.auth import allowed, caller
+from dockyard.api.problems import problem, problem_response
 from dockyard.api.routes.dependencies import App
 from dockyard.api.schemas import BatchIn, BatchOut, CancelIn, JobIn, JobOut, JobPage
+from dockyard.api.streams import FollowSlots, SlotStream
 from dockyard.app import Jobs, Logs
 from dockyard.domain.documents import job_document
+from dockyard.domain.fields import MAX_DEPTH, too_deep
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import Job
 from dockyard.domain.states import JobState
+from dockyard.domain.tokens import Token
+from dockyard.errors import ValidationError
 
 __all__ = ["MAX_WAIT_SECONDS", "router"]
 
 router = APIRouter()
 MAX_WAIT_SECONDS = 60.0
+#: Why a stored value is given as null: the reader sees the job, and what to ask about.
+UNRENDERABLE = f"cannot be shown: it nests deeper than {MAX_DEPTH} levels of lists and objects"
 
 
 def _job(job: Job, created: bool | None = None) -> dict[str, Any]:
     document = job_document(job)
+    for key in ("payload", "result"):
+        if too_deep(document[key]):
+            document[key], document[f"{key}_error"] = None, UNRENDERABLE
     if created is not None:
         document["created"] = created
     return document
@@ -133,18 +153,40 @@ async def retry(job_id: str, app: App) -> dict[str, Any]:
 @router.get(
     "/jobs/{job_id}/logs",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        429: problem_response("The token follows too many logs at once"),
+    },
     dependencies=[allowed(Logs.check)],
 )
 async def logs(
     job_id: str,
     app: App,
+    request: Request,
+    token: Annotated[Token, Depends(caller)],
     attempt: Annotated[int | None, Query(ge=1)] = None,
     follow: bool = False,
-) -> StreamingResponse:
-    """An attempt's log (the latest by default); ``?follow=true`` streams it until the job ends."""
+    offset: Annotated[
+        int, Query(ge=0, description="The first byte to send: what an earlier read already had")
+    ] = 0,
+) -> Response:
+    """An attempt's log (the latest by default) as it is now, from byte ``offset`` on, with its
+    Content-Length; ``?follow=true`` streams it until the job ends instead (at most a few
+    streams at once per token: 429 past them)."""
     if follow:
+        if offset:
+            raise ValidationError("offset", "applies to a read of the log as it is, not to follow")
         await app.logs.check(job_id, attempt)  # a 404 now, not inside the stream
-        return StreamingResponse(app.logs.follow(job_id, attempt), media_type="text/plain")
-    data = await app.logs.read(job_id, attempt)
-    return StreamingResponse(iter([data]), media_type="text/plain")
+        slots: FollowSlots = request.app.state.follow_slots
+        give_back = slots.take(token.id)
+        if give_back is None:
+            detail = f"a token follows at most {slots.limit} logs at once; end one first"
+            return problem(429, "Too many requests", detail)
+        stream = app.logs.follow(job_id, attempt)
+        return SlotStream(stream, give_back=give_back, media_type="text/plain")
+    span = await app.logs.open(job_id, attempt, offset)  # a 404 now, not inside the stream
+    return StreamingResponse(
+        app.logs.chunks(span),
+        media_type="text/plain",
+        headers={"Content-Length": str(span.length)},
+    )

@@ -6,6 +6,7 @@ and no other answer carries it.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -28,6 +29,8 @@ def _token(token: Token) -> dict[str, Any]:
         "role": token.role.value,
         "created_at": iso(token.created_at),
         "revoked_at": iso(token.revoked_at),
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
     }
 
 
@@ -36,7 +39,12 @@ def _token(token: Token) -> dict[str, Any]:
 )
 async def create_token(body: TokenIn, app: App) -> dict[str, Any]:
     """A new token; its secret is in this answer only."""
-    token, secret = await app.tokens.create(body.name, body.role)
+    expires_in = (
+        None if body.expires_in_seconds is None else timedelta(seconds=body.expires_in_seconds)
+    )
+    token, secret = await app.tokens.create(
+        body.name, body.role, expires_at=body.expires_at, expires_in=expires_in
+    )
     return {**_token(token), "secret": secret}
 
 

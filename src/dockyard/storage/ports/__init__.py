@@ -1,6 +1,6 @@
 """The storage ports: one small protocol per role, bundled as :class:`Storage`.
 
-Dockyard keeps its state behind eight ports, split the way River splits its driver from its
+Dockyard keeps its state behind ten ports, split the way River splits its driver from its
 listener and Oban its engine from its notifier and peer, so that each caller depends only on the
 role it uses and each backend keeps one module (and one ``.sql`` file) per port:
 
@@ -11,6 +11,7 @@ role it uses and each backend keeps one module (and one ``.sql`` file) per port:
 ``events``      the event bus: put, read, route to invocations, prune
 ``rules``       rules and their invocations (deliveries and the dead list)
 ``tokens``      API tokens, looked up by the hash of their secret
+``audit``       the trail of changes made through the facade: who did what to what
 ``queues``      queue pause state and counts; worker registrations
 ``leadership``  one leader per role among every process sharing the store
 ``changes``     the change feed that wakes waiters (NOTIFY, ``data_version``, in-process)
@@ -25,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from dockyard.storage.ports.audit import AuditQuery, AuditStore
 from dockyard.storage.ports.changes import ChangeFeed
 from dockyard.storage.ports.definitions import DefinitionStore
 from dockyard.storage.ports.events import EventStore, StoredEvent
@@ -36,6 +38,8 @@ from dockyard.storage.ports.schedules import Fire, FireResult, ScheduleStore
 from dockyard.storage.ports.tokens import TokenStore
 
 __all__ = [
+    "AuditQuery",
+    "AuditStore",
     "Capabilities",
     "ChangeFeed",
     "ClaimRequest",
@@ -94,6 +98,9 @@ class Storage(Protocol):
 
     @property
     def tokens(self) -> TokenStore: ...
+
+    @property
+    def audit(self) -> AuditStore: ...
 
     @property
     def queues(self) -> QueueStore: ...

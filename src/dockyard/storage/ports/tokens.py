@@ -11,10 +11,12 @@ __all__ = ["TokenStore"]
 
 
 class TokenStore(Protocol):
-    async def insert(self, token: Token, secret_hash: str) -> None: ...
+    async def insert(self, token: Token, secret_hash: str) -> None:
+        """Store a new token (with its expiry, if it has one)."""
+        ...
 
     async def find(self, secret_hash: str) -> Token | None:
-        """The token with this hash, revoked or not."""
+        """The token with this hash, revoked or expired or not."""
         ...
 
     async def all(self) -> list[Token]:
@@ -23,4 +25,9 @@ class TokenStore(Protocol):
 
     async def revoke(self, token_id: str, now: datetime) -> Token | None:
         """Revoke a token (once: a second revoke keeps the first time); None when unknown."""
+        ...
+
+    async def touch(self, token_id: str, now: datetime, stale_before: datetime) -> None:
+        """Record a use of the token at ``now``, unless a use at or after ``stale_before`` is
+        recorded already: processes sharing the store write it at most once per interval."""
         ...

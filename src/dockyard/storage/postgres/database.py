@@ -14,6 +14,8 @@ guarantees:
 - **Wake-ups.** Every committed write bumps the in-process change signal; writes that change
   what other processes wait for also send ``NOTIFY`` (:meth:`Database.notify`) on the channel of
   this schema (:func:`listen_channel`), which the change feed listens to.
+- **No password in a message.** Errors and log lines name the store by its redacted URL, and
+  the password is masked in whatever text the driver gives.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from dockyard.errors import StorageError
+from dockyard.settings import redacted_url
 from dockyard.storage.queries import Queries
 from dockyard.storage.rows import RowReader
 from dockyard.storage.signal import ChangeSignal
@@ -109,8 +112,13 @@ class Database:
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
+        try:
+            given = conninfo_to_dict(conninfo)
+        except psycopg.Error as error:
+            raise StorageError(f"{redacted_url(conninfo)}: {error}") from None
+        self._password = str(given.get("password") or "")
         # What the URL says wins; the dead-peer defaults fill in what it leaves out.
-        self._dsn = make_conninfo(**{**_CLIENT_DEAD_PEER, **conninfo_to_dict(conninfo)})
+        self._dsn = make_conninfo(**{**_CLIENT_DEAD_PEER, **given})
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._opening = asyncio.Lock()
         #: Bumped after every committed write; the change feed's waiters sleep on it.
@@ -159,7 +167,7 @@ class Database:
             async with conn:
                 row = await (await conn.execute(_CURRENT_SCHEMA)).fetchone()
             if row is None or row[0] is None:
-                raise StorageError(f"{self.conninfo}: no schema on the search_path")
+                raise StorageError(f"{redacted_url(self.conninfo)}: no schema on the search_path")
             self.channel = listen_channel(row[0])
             self.schema_key = zlib.crc32(row[0].encode())
             pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
@@ -217,10 +225,15 @@ class Database:
                 # or a server that is not there: said at once, not waited out.
                 give_up = not self._reached or loop.time() + delay > deadline
                 if give_up or not _retryable(error):
-                    raise StorageError(f"PostgreSQL: {error}") from error
-                log.warning("PostgreSQL: %s; retrying in %.2fs", str(error).strip(), delay)
+                    raise StorageError(f"PostgreSQL: {self._masked(error)}") from error
+                log.warning("PostgreSQL: %s; retrying in %.2fs", self._masked(error), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    def _masked(self, error: BaseException) -> str:
+        """The driver's message, with the password masked should it ever quote it."""
+        text = str(error).strip()
+        return text.replace(self._password, "***") if self._password else text
 
     async def notify(self, conn: Conn) -> None:
         """Wake other processes' waiters when this transaction commits."""

@@ -16,6 +16,17 @@ CREATE TABLE attempts (
     CONSTRAINT attempts_pkey PRIMARY KEY (job_id, number)
 );
 
+CREATE TABLE audit (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    at timestamp with time zone NOT NULL,
+    token_id text NOT NULL,
+    token_name text NOT NULL,
+    role text NOT NULL,
+    operation text NOT NULL,
+    target text,
+    CONSTRAINT audit_pkey PRIMARY KEY (id)
+);
+
 CREATE TABLE definitions (
     name text NOT NULL,
     revision integer NOT NULL,
@@ -131,7 +142,9 @@ CREATE TABLE tokens (
     hash text NOT NULL,
     created_at timestamp with time zone NOT NULL,
     revoked_at timestamp with time zone,
-    CONSTRAINT tokens_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'operator'::text, 'viewer'::text]))),
+    expires_at timestamp with time zone,
+    last_used_at timestamp with time zone,
+    CONSTRAINT tokens_role_check CHECK ((role = ANY (ARRAY['admin'::text, 'operator'::text, 'publisher'::text, 'viewer'::text]))),
     CONSTRAINT tokens_pkey PRIMARY KEY (id),
     CONSTRAINT tokens_hash_key UNIQUE (hash)
 );
@@ -147,6 +160,8 @@ CREATE TABLE workers (
     stopped_at timestamp with time zone,
     CONSTRAINT workers_pkey PRIMARY KEY (id)
 );
+
+CREATE INDEX audit_at ON audit USING btree (at);
 
 CREATE INDEX events_received ON events USING btree (received_at);
 

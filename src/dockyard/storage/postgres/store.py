@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dockyard.storage.ports import Capabilities
+from dockyard.storage.postgres.audit import PostgresAudit
 from dockyard.storage.postgres.changes import PostgresChanges
 from dockyard.storage.postgres.database import Database
 from dockyard.storage.postgres.definitions import PostgresDefinitions
@@ -35,6 +36,7 @@ class PostgresStorage:
         self.events = PostgresEvents(self._database)
         self.rules = PostgresRules(self._database)
         self.tokens = PostgresTokens(self._database)
+        self.audit = PostgresAudit(self._database)
         self.queues = PostgresQueues(self._database)
         self.leadership = PostgresLeadership(self._database)
         self.changes = PostgresChanges(self._database)

@@ -3,6 +3,7 @@ secret."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from psycopg.rows import DictRow
@@ -19,6 +20,11 @@ _FIND = _SQL["find"]
 _ALL = _SQL["all"]
 _REVOKE = _SQL["revoke"]
 _GET = _SQL["get"]
+_TOUCH = _SQL["touch"]
+
+
+def _token(row: DictRow) -> Token:
+    return replace(ROWS.token(row), expires_at=row["expires_at"], last_used_at=row["last_used_at"])
 
 
 class PostgresTokens:
@@ -34,6 +40,7 @@ class PostgresTokens:
             "role": token.role.value,
             "hash": secret_hash,
             "created_at": token.created_at,
+            "expires_at": token.expires_at,
         }
 
         async def insert(conn: Conn) -> None:
@@ -43,10 +50,10 @@ class PostgresTokens:
 
     async def find(self, secret_hash: str) -> Token | None:
         row = await self._database.fetchone(_FIND, {"hash": secret_hash})
-        return None if row is None else ROWS.token(row)
+        return None if row is None else _token(row)
 
     async def all(self) -> list[Token]:
-        return [ROWS.token(row) for row in await self._database.fetchall(_ALL)]
+        return [_token(row) for row in await self._database.fetchall(_ALL)]
 
     async def revoke(self, token_id: str, now: datetime) -> Token | None:
         async def revoke(conn: Conn) -> DictRow | None:
@@ -54,4 +61,12 @@ class PostgresTokens:
             return await (await conn.execute(_GET, {"id": token_id})).fetchone()
 
         row = await self._database.run(revoke)
-        return None if row is None else ROWS.token(row)
+        return None if row is None else _token(row)
+
+    async def touch(self, token_id: str, now: datetime, stale_before: datetime) -> None:
+        args = {"id": token_id, "now": now, "stale_before": stale_before}
+
+        async def touch(conn: Conn) -> None:
+            await conn.execute(_TOUCH, args)
+
+        await self._database.run(touch)

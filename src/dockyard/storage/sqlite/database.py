@@ -8,13 +8,15 @@ processes' commits are noticed through ``PRAGMA data_version``, which costs no d
 
 The port modules (``jobs.py``, ``schedules.py``…) receive this object; they never open a
 connection of their own. This module also says how SQLite stores a time (seconds since the epoch,
-a REAL) and JSON (text), for every port alike.
+a REAL) and JSON (text), for every port alike. A file it creates is its owner's alone (0600).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import queue
 import sqlite3
 import threading
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dockyard.errors import StorageError
+from dockyard.settings import private_directory
 from dockyard.storage.queries import Queries
 from dockyard.storage.rows import RowReader
 from dockyard.storage.signal import ChangeSignal
@@ -101,7 +104,7 @@ class Database:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _create_private(self.path)
                 db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             except (OSError, sqlite3.Error) as error:
                 raise StorageError(f"cannot open {self.path}: {error}") from error
@@ -158,6 +161,18 @@ class Database:
         if self._connection is not None:
             await self.run(close)
         self._thread.shutdown(wait=True)
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file (and its folder) for its owner alone, whatever the umask: SQLite
+    gives the ``-wal`` and ``-shm`` files it makes beside it the same mode (0600)."""
+    if path.exists():
+        return
+    private_directory(path.parent)
+    with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(descriptor, 0o600)
+        os.close(descriptor)
 
 
 class _DatabaseThread(Executor):

@@ -56,6 +56,16 @@ CREATE TABLE attempts (
     PRIMARY KEY (job_id, number)
 ) WITHOUT ROWID;
 
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY,
+    at          REAL NOT NULL,
+    token_id    TEXT NOT NULL,
+    token_name  TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    operation   TEXT NOT NULL,
+    target      TEXT
+);
+
 CREATE TABLE definitions (
     name        TEXT    NOT NULL,
     revision    INTEGER NOT NULL,
@@ -148,13 +158,15 @@ CREATE TABLE schedules (
     updated_at    REAL    NOT NULL
 );
 
-CREATE TABLE tokens (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    role        TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
-    hash        TEXT NOT NULL UNIQUE,
-    created_at  REAL NOT NULL,
-    revoked_at  REAL
+CREATE TABLE "tokens" (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'publisher', 'viewer')),
+    hash          TEXT NOT NULL UNIQUE,
+    created_at    REAL NOT NULL,
+    revoked_at    REAL,
+    expires_at    REAL,
+    last_used_at  REAL
 ) WITHOUT ROWID;
 
 CREATE TABLE workers (
@@ -167,6 +179,8 @@ CREATE TABLE workers (
     heartbeat_at  REAL    NOT NULL,
     stopped_at    REAL
 ) WITHOUT ROWID;
+
+CREATE INDEX audit_at ON audit (at);
 
 CREATE INDEX events_received ON events (received_at);
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dockyard.storage.ports import Capabilities
+from dockyard.storage.sqlite.audit import SQLiteAudit
 from dockyard.storage.sqlite.changes import SQLiteChanges
 from dockyard.storage.sqlite.database import Database
 from dockyard.storage.sqlite.definitions import SQLiteDefinitions
@@ -41,6 +42,7 @@ class SQLiteStorage:
         self.events = SQLiteEvents(self.database)
         self.rules = SQLiteRules(self.database)
         self.tokens = SQLiteTokens(self.database)
+        self.audit = SQLiteAudit(self.database)
         self.queues = SQLiteQueues(self.database)
         self.leadership = SQLiteLeadership(path)
         self.changes = SQLiteChanges(self.database)

@@ -6,14 +6,23 @@ The secret itself is never stored. The statements are in ``sql/tokens.sql``.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import datetime
 
 from dockyard.domain.tokens import Token
-from dockyard.storage.sqlite.database import ROWS, Database, load_queries
+from dockyard.storage.sqlite.database import ROWS, Database, epoch, load_queries, moment
 
 __all__ = ["SQLiteTokens"]
 
 _SQL = load_queries("tokens.sql")
+
+
+def _token(row: sqlite3.Row) -> Token:
+    return replace(
+        ROWS.token(row),
+        expires_at=moment(row["expires_at"]),
+        last_used_at=moment(row["last_used_at"]),
+    )
 
 
 class SQLiteTokens:
@@ -23,7 +32,14 @@ class SQLiteTokens:
         self._database = database
 
     async def insert(self, token: Token, secret_hash: str) -> None:
-        row = (token.id, token.name, token.role.value, secret_hash, token.created_at.timestamp())
+        row = (
+            token.id,
+            token.name,
+            token.role.value,
+            secret_hash,
+            token.created_at.timestamp(),
+            epoch(token.expires_at),
+        )
 
         def insert(db: sqlite3.Connection) -> None:
             with self._database.write(db):
@@ -35,11 +51,11 @@ class SQLiteTokens:
         row = await self._database.run(
             lambda db: db.execute(_SQL["find"], (secret_hash,)).fetchone()
         )
-        return None if row is None else ROWS.token(row)
+        return None if row is None else _token(row)
 
     async def all(self) -> list[Token]:
         rows = await self._database.run(lambda db: db.execute(_SQL["all"]).fetchall())
-        return [ROWS.token(row) for row in rows]
+        return [_token(row) for row in rows]
 
     async def revoke(self, token_id: str, now: datetime) -> Token | None:
         def revoke(db: sqlite3.Connection) -> sqlite3.Row | None:
@@ -49,4 +65,11 @@ class SQLiteTokens:
             return row
 
         row = await self._database.run(revoke)
-        return None if row is None else ROWS.token(row)
+        return None if row is None else _token(row)
+
+    async def touch(self, token_id: str, now: datetime, stale_before: datetime) -> None:
+        def touch(db: sqlite3.Connection) -> None:
+            with self._database.write(db):
+                db.execute(_SQL["touch"], (now.timestamp(), token_id, stale_before.timestamp()))
+
+        await self._database.run(touch)

@@ -2,8 +2,8 @@
 -- Parameters are positional (?), in the order each statement's comment gives.
 
 -- name: insert
--- id, name, role, hash, created_at.
-INSERT INTO tokens (id, name, role, hash, created_at) VALUES (?, ?, ?, ?, ?)
+-- id, name, role, hash, created_at, expires_at.
+INSERT INTO tokens (id, name, role, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)
 
 -- name: find
 -- hash.
@@ -19,3 +19,8 @@ UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL
 -- name: get
 -- id.
 SELECT * FROM tokens WHERE id = ?
+
+-- name: touch
+-- At most once per interval, whichever process sees the use. now, id, stale_before.
+UPDATE tokens SET last_used_at = ?
+WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)

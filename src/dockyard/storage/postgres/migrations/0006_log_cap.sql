@@ -1,0 +1,4 @@
+-- log_max_bytes is capped at 1 GiB (a reader or a worker holding more was a memory hazard):
+-- definitions stored before the cap take it, so that they still load.
+UPDATE definitions SET document = jsonb_set(document, '{log_max_bytes}', '1073741824')
+WHERE (document ->> 'log_max_bytes')::bigint > 1073741824;
