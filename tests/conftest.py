@@ -32,6 +32,7 @@ import pytest
 
 from dockyard import Client, Definition, DirectClient
 from dockyard.app import Dockyard, WorkerConfig
+from dockyard.policy import ALL_EXECUTORS
 from dockyard.runtime import Worker
 from dockyard.settings import Settings
 from dockyard.storage.postgres import with_search_path
@@ -43,9 +44,36 @@ POSTGRES_URL = os.environ.get(
 #: Schemas of test runs are named ``<prefix><pid>_<random>``; a run drops its own, and the next
 #: run drops those of runs that died (runs side by side leave each other's alone).
 TEST_SCHEMA_PREFIX = "dy_test_"
+#: The suite's stores offer every executor kind on both backends: its process and python jobs
+#: run on PostgreSQL too, where a deployment offers only docker, http and lambda unless told
+#: (tests/test_executor_kinds.py checks those defaults). Given explicitly, never read from the
+#: environment of the run. Their http jobs and webhooks call servers on this machine, which
+#: a PostgreSQL deployment refuses unless its owner lists them (tests/test_egress.py checks that).
+SUITE_ENVIRON = {
+    "DOCKYARD_EXECUTORS": ",".join(ALL_EXECUTORS),
+    "DOCKYARD_HTTP_ALLOWED_NETWORKS": "127.0.0.0/8",
+}
 
 
 T = TypeVar("T")
+
+
+def suite_settings(home: Path, url: str | None = None) -> Settings:
+    """The settings of a test's store (None: SQLite in ``home``), offering every executor."""
+    return Settings.resolve(home=home, url=url, environ=SUITE_ENVIRON)
+
+
+def dockyard_environ(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a ``dockyard`` process a test starts on ``settings``'s store: its home,
+    its store and the executor kinds its workers offer (those of ``settings``)."""
+    return {
+        **os.environ,
+        "DOCKYARD_HOME": str(settings.home),
+        "DOCKYARD_URL": settings.url,
+        "DOCKYARD_EXECUTORS": ",".join(settings.policy.executors),
+        "DOCKYARD_HTTP_ALLOWED_NETWORKS": ",".join(settings.policy.http_allowed_networks),
+        **extra,
+    }
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 30, what: str = "a condition") -> T:
@@ -145,7 +173,7 @@ class WorkerProcess:
     def __init__(self, settings: Settings, *args: str, log: Path) -> None:
         self.log_path = log
         self._log = log.open("ab")
-        env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
+        env = dockyard_environ(settings)
         env.pop("DOCKYARD_LOG_DIR", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dockyard", "worker", *args],
@@ -260,8 +288,7 @@ def store_url(backend: str, request: pytest.FixtureRequest) -> str | None:
 
 @pytest.fixture
 def settings(tmp_path: Path, store_url: str | None) -> Settings:
-    home = tmp_path / "home"
-    return Settings.resolve(home=home, url=store_url, environ={})
+    return suite_settings(tmp_path / "home", store_url)
 
 
 @pytest.fixture
@@ -346,8 +373,7 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = log.open("ab")
-        env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
-        env.update(environ or {})
+        env = dockyard_environ(settings, **(environ or {}))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dockyard", *command, "--port", str(self.port)],
             stdout=self._log,

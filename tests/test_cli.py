@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.settings import Settings
+from tests.conftest import dockyard_environ
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 def run(
     settings: Settings, *args: str, input: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
+    env = dockyard_environ(settings)
     return subprocess.run(
         [sys.executable, "-m", "dockyard", *args],
         capture_output=True,
@@ -207,7 +207,7 @@ def test_db_upgrade_is_idempotent(settings: Settings, backend: str) -> None:
 def test_up_serves_jobs_submitted_from_another_shell_and_stops_on_ctrl_c(
     settings: Settings,
 ) -> None:
-    env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
+    env = dockyard_environ(settings)
     command = [sys.executable, "-m", "dockyard", "up"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO) as up:
         try:

@@ -10,15 +10,20 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dockyard import JobState
+from dockyard import JobState, ValidationError
 from dockyard.app import WorkerConfig
 from dockyard.client import Client
-from dockyard.domain.definitions import definition_document
+from dockyard.domain.definitions import definition_document, parse_definition
+from dockyard.domain.imports import definition_from_batch, definition_from_ecs
+from dockyard.domain.records import DockerSpec
 from dockyard.executors.docker import LABEL_JOB
 from dockyard.executors.reaper import Reaper
 from dockyard.settings import Settings
@@ -202,21 +207,22 @@ def test_the_reaper_removes_a_container_whose_lease_runs_out_unrenewed(
     # to run out removes it, with no worker dying.
     reaper = Reaper()
     name = f"dockyard-test-{uuid.uuid4().hex[:8]}"
+    lease = 3.0  # longer than starting a container takes on a loaded machine
     try:
-        reaper.lease("job/1", 1.0)
+        reaper.lease("job/1", lease)
         reaper.track_container(name, "unix:///var/run/docker.sock", "job/1")
         container = docker_client.containers.run(
             busybox_image, ["sleep", "600"], name=name, labels={LABEL_JOB: name}, detach=True
         )
-        for _ in range(15):  # 1.5 s of renewals, as a worker makes them every lease / 3
-            reaper.lease("job/1", 1.0)
+        for _ in range(45):  # 4.5 s of renewals (past the first lease), every 0.1 s
+            reaper.lease("job/1", lease)
             time.sleep(0.1)
         container.reload()
         assert container.status == "running"
 
         wait_until(
             lambda: not docker_client.containers.list(all=True, filters={"name": name}),
-            timeout=10,
+            timeout=15,
             what="the container to be removed",
         )
     finally:
@@ -360,10 +366,10 @@ def test_read_only_root_tmpfs_and_cpu_limit_reach_the_engine(
 
 
 def test_images_are_pulled_from_a_private_registry_with_credentials(
+    settings: Settings,
     client: Client,
     docker_client: Any,
     private_registry: str,
-    docker_worker: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     user, password = REGISTRY_AUTH
@@ -381,21 +387,195 @@ def test_images_are_pulled_from_a_private_registry_with_credentials(
         assert "error" not in line, line
     docker_client.images.remove(image)  # only the registry has it now
 
-    monkeypatch.setenv("TEST_REGISTRY_PASSWORD", "wrong")
-    register_docker(
-        client,
-        "private",
-        image,
-        "hello",
-        pull="always",
-        registry_username=user,
-        registry_password_env="TEST_REGISTRY_PASSWORD",
-    )
-    refused = client.wait(client.submit("private").id, timeout=60)
+    # The worker's owner lists the variables definitions may name as credentials.
+    monkeypatch.setenv("TEST_REGISTRY_WRONG", "wrong")
+    monkeypatch.setenv("TEST_REGISTRY_PASSWORD", password)
+    for name, variable in (("wrong", "TEST_REGISTRY_WRONG"), ("right", "TEST_REGISTRY_PASSWORD")):
+        register_docker(
+            client,
+            name,
+            image,
+            "hello",
+            pull="always",
+            registry_username=user,
+            registry_password_env=variable,
+        )
+    with worker_under(settings, credential_env=("TEST_REGISTRY_*",)):
+        refused = client.wait(client.submit("wrong").id, timeout=60)
+        pulled = client.wait(client.submit("right").id, timeout=60)
     assert refused.state is JobState.FAILED
     assert refused.attempts[-1].reason == "CannotPullImage"
-
-    monkeypatch.setenv("TEST_REGISTRY_PASSWORD", password)
-    pulled = client.wait(client.submit("private").id, timeout=60)
     assert pulled.state is JobState.SUCCEEDED
     assert client.logs(pulled.id).endswith("hello from the private registry\n")
+
+
+# -- hardening: capabilities, no-new-privileges, user, host network, registries, credentials -----
+
+
+@contextmanager
+def worker_under(settings: Settings, **policy: Any) -> Iterator[WorkerThread]:
+    """A worker of this store whose policy has ``policy``'s fields (as its owner set them)."""
+    changed = replace(settings, policy=replace(settings.policy, **policy))
+    worker = WorkerThread(changed, WorkerConfig(concurrency=2, poll_seconds=0.05)).start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+def status_fields(log: str) -> dict[str, str]:
+    """``Name: value`` lines of ``/proc/self/status`` as a container printed them."""
+    fields = (line.split(":", 1) for line in log.splitlines() if ":" in line)
+    return {name.strip(): value.strip() for name, value in fields}
+
+
+def test_a_container_has_no_capability_and_no_new_privileges_by_default(
+    client: Client, busybox_image: str, docker_worker: Any
+) -> None:
+    # Docker's default set (CapEff a80425fb) includes NET_RAW, SETUID, DAC_OVERRIDE…: all gone.
+    register_docker(client, "bare", busybox_image, "cat", "/proc/self/status")
+    job = client.wait(client.submit("bare").id, timeout=60)
+    assert job.state is JobState.SUCCEEDED, job.status_reason
+    status = status_fields(client.logs(job.id))
+    assert status["Uid"].split()[0] == "0"  # the image's root…
+    assert status["CapEff"] == status["CapPrm"] == status["CapBnd"] == "0000000000000000"
+    assert status["NoNewPrivs"] == "1"  # …which no setuid program can widen
+
+
+def test_cap_add_keeps_just_that_capability_and_user_runs_as_that_uid(
+    client: Client, busybox_image: str, docker_worker: Any
+) -> None:
+    register_docker(
+        client, "raw", busybox_image, "cat", "/proc/self/status", cap_add=["CAP_NET_RAW"]
+    )
+    register_docker(client, "nobody", busybox_image, "cat", "/proc/self/status", user="65534")
+    raw = client.wait(client.submit("raw").id, timeout=60)
+    nobody = client.wait(client.submit("nobody").id, timeout=60)
+    assert (raw.state, nobody.state) == (JobState.SUCCEEDED, JobState.SUCCEEDED)
+    assert client.definition("raw").spec.executor.cap_add == ("NET_RAW",)  # type: ignore[union-attr]
+    assert int(status_fields(client.logs(raw.id))["CapEff"], 16) == 1 << 13  # CAP_NET_RAW
+    status = status_fields(client.logs(nobody.id))
+    assert status["Uid"].split() == ["65534"] * 4
+    assert status["CapEff"] == "0000000000000000" and status["NoNewPrivs"] == "1"
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"cap_add": ["ALL"]}, "cap_add[0]: ALL is refused"),
+        ({"cap_add": ["SYS_ADMIN"]}, "cap_add[0]: SYS_ADMIN cannot be added"),
+        ({"cap_add": ["NET_RAW", "SNIFF"]}, "cap_add[1]: 'SNIFF' is not a Linux capability"),
+        ({"cap_add": "NET_RAW"}, "cap_add: must be a list"),
+        ({"user": "root; rm -rf /"}, "user: must be a user name or uid"),
+        ({"user": "1000:"}, "user: must be a user name or uid"),
+    ],
+)
+def test_bad_capabilities_and_users_are_refused_at_register_time(
+    client: Client, fields: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        register_docker(client, "bad", "busybox", "true", **fields)
+    assert str(refused.value).startswith(error)
+
+
+def test_host_network_is_refused_unless_the_workers_policy_allows_it(
+    settings: Settings, client: Client, busybox_image: str
+) -> None:
+    # Accepted at register time: whether it runs is the worker owner's decision.
+    register_docker(
+        client,
+        "on-host",
+        busybox_image,
+        "ls",
+        "-l",
+        "/proc/self/ns/net",
+        network_mode="host",
+        retry={"attempts": 3, "backoff_base": 0},
+    )
+    with worker_under(settings):
+        refused = client.wait(client.submit("on-host").id, timeout=60)
+    assert refused.state is JobState.FAILED and len(refused.attempts) == 1  # not retried
+    assert refused.attempts[-1].reason == "HostNetworkDenied"
+    assert "DOCKYARD_DOCKER_HOST_NETWORK" in (refused.status_reason or "")
+
+    with worker_under(settings, docker_host_network=True):
+        ran = client.wait(client.submit("on-host").id, timeout=60)
+    assert ran.state is JobState.SUCCEEDED, ran.status_reason
+    # The container's network namespace is the host's own.
+    assert client.logs(ran.id).rstrip().endswith(os.readlink("/proc/self/ns/net"))
+
+
+def test_an_image_from_a_registry_off_the_allow_list_is_refused_before_any_pull(
+    settings: Settings, client: Client, docker_client: Any, busybox_image: str
+) -> None:
+    elsewhere = "127.0.0.1:5999/team/tool:1"  # nothing listens there: a pull would say so
+    register_docker(client, "elsewhere", elsewhere, "true", pull="always")
+    register_docker(client, "hub", busybox_image, "echo", "from the hub")  # docker.io/local/…
+    with worker_under(settings, docker_registries=("Docker.io",)):
+        refused = client.wait(client.submit("elsewhere").id, timeout=60)
+        allowed = client.wait(client.submit("hub").id, timeout=60)
+    assert refused.state is JobState.FAILED and refused.attempts[-1].reason == "RegistryDenied"
+    assert refused.status_reason == (
+        f"image {elsewhere} comes from registry 127.0.0.1:5999, which this worker's"
+        " DOCKYARD_DOCKER_REGISTRIES does not list (docker.io)"
+    )
+    assert "cannot get image" not in client.logs(refused.id)  # no pull was tried
+    assert allowed.state is JobState.SUCCEEDED and client.logs(allowed.id).endswith(
+        "from the hub\n"
+    )
+
+
+def test_a_registry_password_comes_only_from_the_workers_credential_allow_list(
+    settings: Settings, client: Client, busybox_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker has the variable, but its owner never listed it as a credential (the default
+    # lists none; the AWS_* three serve SigV4 signing only): a definition must not send it to a
+    # registry of its choosing.
+    monkeypatch.setenv("PRIVATE_DEPLOY_KEY", "do-not-send")
+    register_docker(
+        client,
+        "exfiltrate",
+        busybox_image,
+        "true",
+        registry_username="me",
+        registry_password_env="PRIVATE_DEPLOY_KEY",
+    )
+    with worker_under(settings):
+        refused = client.wait(client.submit("exfiltrate").id, timeout=60)
+    assert refused.state is JobState.FAILED
+    assert refused.attempts[-1].reason == "CredentialDenied"
+    assert refused.status_reason == (
+        "registry_password_env names PRIVATE_DEPLOY_KEY, which is not a credential this worker"
+        " allows (credential_env, DOCKYARD_CREDENTIAL_ENV)"
+    )
+
+
+def test_ecs_capabilities_and_user_are_imported_and_privileged_is_refused() -> None:
+    container = {
+        "name": "app",
+        "image": "registry.local:5000/jobs/tools:1",
+        "user": "1000:1000",
+        "linuxParameters": {
+            "capabilities": {"add": ["NET_RAW", "CHOWN"], "drop": ["ALL", "CHOWN"]},
+            "initProcessEnabled": True,
+        },
+    }
+    task = {"family": "tools", "containerDefinitions": [container]}
+    document, ignored = definition_from_ecs(task)
+    spec = parse_definition(document).executor
+    assert isinstance(spec, DockerSpec)
+    assert (spec.user, spec.cap_add) == ("1000:1000", ("NET_RAW",))
+    assert ignored == ["containerDefinitions[0].linuxParameters.initProcessEnabled"]
+
+    with pytest.raises(ValidationError) as refused:
+        definition_from_ecs({**task, "containerDefinitions": [{**container, "privileged": True}]})
+    assert str(refused.value).startswith("containerDefinitions[0].privileged: is refused")
+    batch = {
+        "jobDefinitionName": "tools",
+        "containerProperties": {
+            "image": "busybox",
+            "linuxParameters": {"capabilities": {"add": ["SYS_ADMIN"]}},
+        },
+    }
+    with pytest.raises(ValidationError, match=r"^cap_add\[0\]: SYS_ADMIN cannot be added"):
+        parse_definition(definition_from_batch(batch)[0])

@@ -85,7 +85,7 @@ def test_every_kind_the_domain_knows_has_an_executor_in_the_same_order() -> None
 
 def test_built_executors_take_the_options_and_lambda_shares_the_http_pool() -> None:
     options = ExecutorOptions(
-        base_environment={"FROM_THE_WORKER": "yes"},
+        job_environment={"FROM_THE_WORKER": "yes"},
         store_id="store-1",
         http_allowed_hosts=("api.example.com",),
     )

@@ -24,6 +24,11 @@ def register_http(client: Client, name: str, **fields: Any) -> None:
     client.register({"executor": "http", **fields}, name=name)
 
 
+def with_policy(settings: Settings, **changes: Any) -> Settings:
+    """``settings`` with its worker policy changed as a worker's owner would."""
+    return replace(settings, policy=replace(settings.policy, **changes))
+
+
 def test_a_request_is_made_from_the_payload_and_its_answer_is_the_result(
     client: Client, http_server: Server, start_worker: Any
 ) -> None:
@@ -100,7 +105,7 @@ def test_a_refused_host_fails_before_anything_is_sent(
 
 
 def test_hmac_signatures_verify_at_the_receiver(
-    client: Client, http_server: Server, start_worker: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, client: Client, http_server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = b"shared-secret"
 
@@ -114,14 +119,24 @@ def test_hmac_signatures_verify_at_the_receiver(
         return (200, {}, b"verified") if good else (401, {}, b"bad signature")
 
     http_server.default = check
-    monkeypatch.setenv("HOOK_SECRET", secret.decode())
     signing = {"kind": "hmac-sha256", "secret_env": "HOOK_SECRET"}
     register_http(client, "hook", url=http_server.url + "/hook", signing=signing)
-    start_worker(concurrency=2)
-    signed = client.wait(client.submit("hook", payload={"event": "x"}).id, timeout=30)
+    # The worker's owner lets definitions name HOOK_SECRET; a worker reads it as it starts.
+    allowed = with_policy(settings, credential_env=("HOOK_SECRET",))
+    config = WorkerConfig(concurrency=2, poll_seconds=0.05)
+    monkeypatch.setenv("HOOK_SECRET", secret.decode())
+    worker = WorkerThread(allowed, config).start()
+    try:
+        signed = client.wait(client.submit("hook", payload={"event": "x"}).id, timeout=30)
+    finally:
+        worker.stop()
     assert signed.state is JobState.SUCCEEDED
     monkeypatch.setenv("HOOK_SECRET", "another-secret")
-    forged = client.wait(client.submit("hook", payload={"event": "x"}).id, timeout=30)
+    worker = WorkerThread(allowed, config).start()
+    try:
+        forged = client.wait(client.submit("hook", payload={"event": "x"}).id, timeout=30)
+    finally:
+        worker.stop()
     assert forged.state is JobState.FAILED and forged.attempts[-1].reason == "HTTP 401"
     request = http_server.received[0]
     # A replay after the window is refused by the same check.
@@ -220,7 +235,7 @@ def test_sigv4_signed_requests_pass_botocore_and_lambda_invocations_run(
         name="fire",
     )
     client.register({"executor": "lambda", "function": "crash", **base}, name="crash")
-    start_worker(concurrency=4)
+    worker = start_worker(concurrency=4)
 
     echoed = client.wait(client.submit("echo", payload={"n": 1}).id, timeout=30)
     assert echoed.state is JobState.SUCCEEDED, echoed.status_reason
@@ -236,7 +251,9 @@ def test_sigv4_signed_requests_pass_botocore_and_lambda_invocations_run(
     assert crashed.attempts[-1].reason == "Function error: Unhandled"
     assert crashed.status_reason is not None and "boom" in crashed.status_reason
 
+    worker.stop()  # a worker reads its credentials as it starts
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-key")
+    start_worker(concurrency=4)
     refused = client.wait(client.submit("echo", payload={"n": 3}).id, timeout=30)
     assert refused.state is JobState.FAILED and refused.attempts[-1].reason == "HTTP 403"
 

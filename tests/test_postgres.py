@@ -18,12 +18,11 @@ import dockyard
 from dockyard import JobState, SubmitRequest
 from dockyard.app import Dockyard, WorkerConfig
 from dockyard.errors import StorageError
-from dockyard.settings import Settings
 from dockyard.storage import ClaimRequest, open_storage
 from dockyard.storage.postgres import PostgresStorage
 from dockyard.storage.postgres.jobs import claim_sql
 from dockyard.storage.postgres.migrator import apply_migrations, schema_sql
-from tests.conftest import WorkerThread, register_process
+from tests.conftest import WorkerThread, register_process, suite_settings
 
 SCHEMA = Path(__file__).parent.parent / "src/dockyard/storage/postgres/schema.sql"
 
@@ -135,7 +134,7 @@ def test_an_idle_worker_is_woken_by_notify_not_by_polling(
     postgres_url: str, tmp_path: Path
 ) -> None:
     """With polling every 30 s, a job submitted to an idle worker still starts at once."""
-    settings = Settings.resolve(home=tmp_path / "home", url=postgres_url, environ={})
+    settings = suite_settings(tmp_path / "home", postgres_url)
     with dockyard.DirectClient(settings) as client:
         register_process(client, "quick", "true")
         worker = WorkerThread(settings, WorkerConfig(poll_seconds=30, check_seconds=0.1)).start()
@@ -169,7 +168,7 @@ def test_postgres_urls_and_a_wrong_database(postgres_url: str) -> None:
 
 
 def test_dockyard_open_on_postgres_submits_and_lists(postgres_url: str, tmp_path: Path) -> None:
-    settings = Settings.resolve(home=tmp_path / "home", url=postgres_url, environ={})
+    settings = suite_settings(tmp_path / "home", postgres_url)
 
     async def scenario() -> list[str]:
         app = await Dockyard.open(settings)

@@ -40,9 +40,11 @@ from dockyard.storage.postgres.database import DEAD_PEER_SECONDS
 from tests.conftest import (
     POSTGRES_URL,
     REPO,
+    SUITE_ENVIRON,
     ServerProcess,
     WorkerProcess,
     register_process,
+    suite_settings,
     wait_until,
 )
 
@@ -139,7 +141,7 @@ def restart_postgres() -> None:
 
 @pytest.fixture
 def pg_settings(tmp_path: Path, postgres_url: str) -> Settings:
-    return Settings.resolve(home=tmp_path / "home", url=postgres_url, environ={})
+    return suite_settings(tmp_path / "home", postgres_url)
 
 
 @pytest.fixture
@@ -337,6 +339,7 @@ class HostWorker(WorkerProcess):
         self.log_path = log
         self._log = log.open("ab")
         env = {**os.environ, "DOCKYARD_HOME": str(home), "DOCKYARD_URL": url_via(url, host)}
+        env.update(SUITE_ENVIRON)
         env.pop("DOCKYARD_LOG_DIR", None)
         # ip netns exec execs the command, so the pid is the worker's own.
         self.proc = subprocess.Popen(

@@ -26,7 +26,14 @@ import dockyard
 from dockyard import Client, Job, JobState
 from dockyard.executors.reaper import TOKEN_VARIABLE, Reaper
 from dockyard.settings import Settings
-from tests.conftest import REPO, WorkerProcess, register_process, wait_until
+from tests.conftest import (
+    REPO,
+    WorkerProcess,
+    dockyard_environ,
+    register_process,
+    suite_settings,
+    wait_until,
+)
 
 OPEN_STATES = ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING"]
 
@@ -333,7 +340,7 @@ def test_sigterm_hands_back_a_job_that_outlives_the_grace(client, spawn):
 def test_burst_worker_runs_everything_then_exits(client, settings):
     register_process(client, "quick", "true")
     jobs = [client.submit("quick") for _ in range(10)]
-    env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
+    env = dockyard_environ(settings)
     env.pop("DOCKYARD_LOG_DIR", None)
 
     result = subprocess.run(
@@ -661,7 +668,7 @@ def test_a_job_claimed_by_a_claim_in_flight_at_sigterm_is_handed_back_unstarted(
     # must not start (it would be handed back after its body ran, and run again elsewhere).
     import psycopg
 
-    settings = Settings.resolve(home=tmp_path / "home", url=postgres_url, environ={})
+    settings = suite_settings(tmp_path / "home", postgres_url)
     trace, release = tmp_path / "trace", tmp_path / "release"
     b_trace = tmp_path / "b-trace"
     with dockyard.DirectClient(settings) as client:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -300,6 +301,8 @@ def test_a_webhook_gets_the_event_signed_retries_and_the_dead_list(
     settings: Settings, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ALARM_SECRET", "alarm-secret")
+    # The worker's owner lets definitions and rules name ALARM_SECRET as a credential.
+    settings = replace(settings, policy=replace(settings.policy, credential_env=("ALARM_SECRET",)))
     answers = http_server.answers
     answers += [(503, {}, b""), (503, {}, b""), (200, {}, b"")]
 

@@ -794,3 +794,65 @@ def test_cli_mistakes_are_one_line_exit_2(
     assert result.stderr.startswith(message), result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert json.loads(ok(settings, "rules", "list", "-o", "json")) == []
+
+
+# -- rule loops and rates (issue 26) ----------------------------------------------------------
+
+
+def test_a_rule_s_rate_is_a_field_and_throttled_invocations_are_in_its_history(
+    client: dockyard.Client, settings: Settings
+) -> None:
+    created = client.create_rule(on_build(max_invocations_per_minute=1), name="ship")
+    assert created.spec.max_invocations_per_minute == 1
+    assert client.rule("ship") == created
+    assert client.create_rule(on_build(), name="plain").spec.max_invocations_per_minute == 1000
+    first, second = client.put_events([build_done("a1"), build_done("b2")])
+
+    report = deliver(settings)
+    assert (report.events, report.delivered, report.throttled) == (2, 3, 1)  # plain: both
+    (throttled,) = client.rule_history("ship", state="throttled")
+    assert (throttled.event_id, throttled.attempts, throttled.result) == (second, 0, None)
+    assert throttled.error == "throttled: over the rule's max_invocations_per_minute (1)"
+    assert throttled.depth == 1  # for a user's event: depth 0, plus one
+    (delivered,) = client.rule_history("ship", state=InvocationState.DELIVERED)
+    assert (delivered.event_id, delivered.depth) == (first, 1)
+    assert client.retry_invocations("ship") == 0  # throttled is not dead: never tried again
+
+    with pytest.raises(ValidationError) as caught:
+        client.update_rule("ship", {"max_invocations_per_minute": 0})
+    assert caught.value.field == "max_invocations_per_minute"
+    assert client.rule("ship") == created
+    raised = client.update_rule("ship", {"max_invocations_per_minute": 600})
+    assert raised.spec.max_invocations_per_minute == 600
+
+
+def test_cli_history_shows_throttled_invocations_and_why(
+    settings: Settings, tmp_path: Path
+) -> None:
+    file = tmp_path / "ship.yaml"
+    file.write_text(json.dumps(on_build(max_invocations_per_minute=1)))
+    ok(settings, "rules", "create", "-f", str(file), "--name", "ship")
+    described = ok(settings, "rules", "describe", "ship").splitlines()
+    assert ["max_invocations_per_minute", "1"] in [line.split() for line in described]
+    put = ("events", "put", "--source", "ci", "--detail-type", "Build Done")
+    (first,), (second,) = ok(settings, *put).split(), ok(settings, *put).split()
+    assert deliver(settings).throttled == 1
+
+    lines = ok(settings, "rules", "history", "ship").splitlines()
+    rows = {line.split()[5]: line for line in lines[1:]}  # by event, after the date and time
+    assert rows[first].split()[2:5] == ["deploy", "DELIVERED", "1"]
+    assert rows[second].split()[2:5] == ["deploy", "THROTTLED", "0"]
+    assert "throttled: over the rule's max_invocations_per_minute (1)" in rows[second]
+    throttled = json.loads(
+        ok(settings, "rules", "history", "ship", "--state", "throttled", "--json")
+    )
+    assert [(i["event_id"], i["state"], i["depth"]) for i in throttled] == [
+        (second, "THROTTLED", 1)
+    ]
+    assert (
+        json.loads(ok(settings, "rules", "history", "ship", "--state", "REFUSED", "--json")) == []
+    )
+
+    result = run(settings, "rules", "history", "ship", "--dead", "--state", "throttled")
+    assert result.returncode == 2, result
+    assert result.stderr == "error: --dead: asks for DEAD, and --state for THROTTLED\n"

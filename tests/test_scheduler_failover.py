@@ -8,7 +8,6 @@ through PostgreSQL's advisory lock.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import psycopg
 
 from dockyard.app import Dockyard
 from dockyard.settings import Settings
-from tests.conftest import REPO, wait_until
+from tests.conftest import REPO, dockyard_environ, suite_settings, wait_until
 from tests.scheduler_process import FileClock, set_file_clock
 
 SCHEDULES = 5
@@ -31,7 +30,7 @@ START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 class SchedulerProcess:
     def __init__(self, settings: Settings, clock_file: Path, log: Path) -> None:
         self.log = log
-        env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
+        env = dockyard_environ(settings)
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.scheduler_process", str(clock_file)],
@@ -58,7 +57,7 @@ class SchedulerProcess:
 def test_killing_the_leader_neither_doubles_nor_skips_a_fire(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings.resolve(home=tmp_path / "home", url=postgres_url, environ={})
+    settings = suite_settings(tmp_path / "home", postgres_url)
     clock_file = tmp_path / "clock"
     set_file_clock(clock_file, START)
 

@@ -40,7 +40,8 @@ def test_story_2_a_push_makes_a_revision_and_a_failed_job_raises_the_alarm(
         settings,
         tmp_path / "up.log",
         command=("up", "--concurrency", "2"),
-        environ={"ALARM_SECRET": "alarm-secret"},
+        # The owner lets rules name ALARM_SECRET as a webhook's signing secret.
+        environ={"ALARM_SECRET": "alarm-secret", "DOCKYARD_CREDENTIAL_ENV": "ALARM_SECRET"},
     )
     try:
         with HttpClient(dockyard.url, token=dockyard.admin_token) as client:

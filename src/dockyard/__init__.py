@@ -12,6 +12,9 @@ The public API is what ``__all__`` lists::
 
     dockyard.next_fire_times("cron(0 2 * * ? *)", timezone="Europe/Paris", count=3)
     dockyard.test_event_pattern({"source": ["ci"]}, {"source": "ci", "detail": {}})  # True
+
+    @dockyard.function                           # python jobs may run it: "tasks:resize"
+    def resize(payload): ...
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dockyard.errors import (
     StorageError,
     ValidationError,
 )
+from dockyard.executors.functions import function
 
 __all__ = [
     "Attempt",
@@ -50,6 +54,7 @@ __all__ = [
     "SubmitRequest",
     "ValidationError",
     "connect",
+    "function",
     "next_fire_times",
     "test_event_pattern",
 ]

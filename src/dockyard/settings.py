@@ -23,11 +23,12 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from dockyard.errors import ValidationError
+from dockyard.policy import POLICY_FILE_SETTINGS, WorkerPolicy
 
 __all__ = ["ENVIRONMENT", "Settings", "private_directory", "redacted_url", "same_server"]
 
@@ -56,6 +57,8 @@ class Settings:
     retention_days: float = DEFAULT_RETENTION_DAYS
     #: Where http jobs may connect (host patterns, ``*.example.com``, ``host:port``); None: any.
     http_allowed_hosts: tuple[str, ...] | None = None
+    #: What the jobs of this process's workers may reach (:mod:`dockyard.policy`).
+    policy: WorkerPolicy = field(default_factory=WorkerPolicy)
 
     @property
     def is_server(self) -> bool:
@@ -141,6 +144,7 @@ class Settings:
             http_allowed_hosts=None
             if hosts is None
             else tuple(host.strip().lower() for host in hosts.split(",") if host.strip()),
+            policy=WorkerPolicy.resolve(env, file, shared=str(url).startswith("postgres")),
         )
 
 
@@ -250,4 +254,5 @@ _FILE_SETTINGS: dict[str, tuple[type, ...]] = {
     "log_dir": (str,),
     "retention_days": (int, float),
     "http_allowed_hosts": (list,),
+    **POLICY_FILE_SETTINGS,
 }

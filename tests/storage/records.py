@@ -63,9 +63,15 @@ def claim_request(
     now: datetime = T0,
     limit: int = 10,
     queues: tuple[str, ...] | None = None,
+    executors: tuple[str, ...] | None = None,
 ) -> ClaimRequest:
     return ClaimRequest(
-        worker_id=worker_id, queues=queues, limit=limit, now=now, lease_until=now + LEASE
+        worker_id=worker_id,
+        queues=queues,
+        limit=limit,
+        now=now,
+        lease_until=now + LEASE,
+        executors=executors,
     )
 
 

@@ -9,14 +9,26 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dockyard.domain import transitions
+from dockyard.domain.definitions import parse_definition
+from dockyard.domain.fire_plans import fire_request
+from dockyard.domain.jobs import new_job
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import Definition, Job, JobId
 from dockyard.domain.retry import RetryPolicy
 from dockyard.domain.states import JobState
-from dockyard.storage import Heartbeat, JobQuery, Storage
+from dockyard.storage import Fire, Heartbeat, JobQuery, Storage
 from dockyard.storage.ports.jobs import LeaseEnd
 from tests.storage.conftest import Run
-from tests.storage.records import LEASE, T0, at, claim_request, definition_spec, finish, job
+from tests.storage.records import (
+    LEASE,
+    T0,
+    at,
+    claim_request,
+    definition_spec,
+    finish,
+    job,
+    schedule,
+)
 
 
 def ids(jobs: list[Job]) -> list[JobId]:
@@ -111,6 +123,63 @@ def test_a_job_is_claimable_from_its_not_before_time(
     assert run(storage.jobs.next_runnable_at(("elsewhere",))) is None
     assert ids(run(storage.jobs.claim(claim_request(now=at(60))))) == [later.id]
     assert run(storage.jobs.next_runnable_at(None)) is None
+
+
+def test_claim_takes_only_jobs_of_the_executor_kinds_offered(
+    storage: Storage, run: Run, definition: Definition
+) -> None:
+    """A worker offering http takes the http job and leaves the process job RUNNABLE, whatever
+    their order; the job waits for a worker offering process. ``next_runnable_at`` sees only
+    the kinds offered, so an idle worker is not woken for a job it cannot take."""
+    hook_spec = parse_definition({"executor": "http", "url": "https://hooks.example.com/"})
+    hook = run(storage.definitions.insert("hook", hook_spec, T0))
+    process_job, http_job = job(definition, T0), job(hook, at(1))
+    later = job(definition, at(2), not_before=at(60))
+    run(storage.jobs.insert([process_job, http_job, later]))
+
+    offered = claim_request("web", now=at(5), executors=("http", "docker"))
+    assert ids(run(storage.jobs.claim(offered))) == [http_job.id]
+    assert run(storage.jobs.claim(offered)) == []
+    assert current(storage, run, process_job.id).state is JobState.RUNNABLE
+    assert run(storage.jobs.next_runnable_at(None, ("http", "docker"))) is None
+
+    host = claim_request("host", now=at(5), executors=("process",))
+    assert ids(run(storage.jobs.claim(host))) == [process_job.id]
+    assert run(storage.jobs.next_runnable_at(None, ("process",))) == at(60)
+    assert ids(run(storage.jobs.claim(claim_request("any", now=at(60))))) == [later.id]
+
+
+def test_every_way_in_stores_the_kind_and_a_retry_keeps_it(
+    storage: Storage, run: Run, definition: Definition
+) -> None:
+    """A job a submit, a schedule's fire or a rule's target inserts, and one waiting to retry,
+    is a process job: a worker offering http never takes it, one offering process does."""
+    submitted = job(definition, T0, attempts=2)
+    run(storage.jobs.insert([submitted]))
+    every = schedule("every", "rate(5 minutes)")
+    run(storage.schedules.insert(every))
+    assert every.next_fire_at is not None
+    fired = new_job(fire_request(every, every.next_fire_at), definition, at(1))
+    fire = Fire(
+        schedule="every",
+        expected_next=every.next_fire_at,
+        next_fire_at=at(300),
+        jobs=[fired],
+        fired_at=every.next_fire_at,
+        now=at(1),
+    )
+    run(storage.schedules.record_fires([fire]))
+    targeted = run(storage.rules.submit_job(job(definition, at(2)), depth=1)).job
+    web = claim_request("web", now=at(5), executors=("http",))
+    assert run(storage.jobs.claim(web)) == []
+
+    (first,) = run(storage.jobs.claim(claim_request("host", now=at(5), limit=1)))
+    run(storage.jobs.apply([transitions.start(first, "host", at(5))]))
+    failed = finish(current(storage, run, first.id), "host", at(6), Outcome.exited(1))
+    assert failed.to is JobState.RUNNABLE and run(storage.jobs.apply([failed])) == [True]
+    assert run(storage.jobs.claim(claim_request("web", now=at(1000), executors=("http",)))) == []
+    host = claim_request("host", now=at(1000), executors=("process",))
+    assert set(ids(run(storage.jobs.claim(host)))) == {submitted.id, fired.id, targeted.id}
 
 
 def test_claim_takes_only_the_queues_asked_for_and_none_that_is_paused(

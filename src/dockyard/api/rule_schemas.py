@@ -12,6 +12,10 @@ from pydantic.json_schema import SkipJsonSchema
 from dockyard.api.schemas import _refuse_null, _Strict
 from dockyard.domain.fields import DEPTH_RULE, MAX_DEPTH, text_nesting
 from dockyard.domain.patterns import MAX_PATTERN_CHARACTERS
+from dockyard.domain.rule_limits import (
+    DEFAULT_MAX_INVOCATIONS_PER_MINUTE,
+    MAX_INVOCATIONS_PER_MINUTE,
+)
 
 __all__ = [
     "EventOut",
@@ -42,6 +46,12 @@ TARGETS_DESCRIPTION = (
     " of a schedule's target (definition, queue, payload, …) and an optional `input_transformer`"
     " {input_paths, input_template}; `register-revision`: `definition`, which gets a new revision"
     " with the pushed image; `webhook`: `url`, `secret_env`, `headers`, `timeout` (seconds)."
+)
+
+RATE_DESCRIPTION = (
+    "How many invocations (one per target and matching event) the rule makes in a minute, 1 to"
+    f" {MAX_INVOCATIONS_PER_MINUTE:,}; over it an invocation is not made but recorded THROTTLED"
+    " in the rule's history"
 )
 
 
@@ -91,6 +101,9 @@ class RuleIn(_Strict):
     state: str = Field(default="ENABLED", description="ENABLED or DISABLED")
     event_pattern: dict[str, Any] | str = Field(description=PATTERN_DESCRIPTION)
     targets: list[dict[str, Any]] = Field(default_factory=list, description=TARGETS_DESCRIPTION)
+    max_invocations_per_minute: int = Field(
+        default=DEFAULT_MAX_INVOCATIONS_PER_MINUTE, description=RATE_DESCRIPTION
+    )
 
     _object_or_text = field_validator("event_pattern", mode="before")(_object_or_text)
 
@@ -110,8 +123,13 @@ class RulePatch(_Strict):
     targets: list[dict[str, Any]] | SkipJsonSchema[None] = Field(
         default=None, description=TARGETS_DESCRIPTION
     )
+    max_invocations_per_minute: int | SkipJsonSchema[None] = Field(
+        default=None, description=RATE_DESCRIPTION
+    )
 
-    _not_null = field_validator("name", "state", "event_pattern", "targets")(_refuse_null)
+    _not_null = field_validator(
+        "name", "state", "event_pattern", "targets", "max_invocations_per_minute"
+    )(_refuse_null)
     _object_or_text = field_validator("event_pattern", mode="before")(_object_or_text)
 
 
@@ -124,6 +142,7 @@ class RuleOut(BaseModel):
         description="Each target with every field, defaults filled in: id, kind, the kind's"
         " fields and retry_policy"
     )
+    max_invocations_per_minute: int = Field(description=RATE_DESCRIPTION)
     created_at: str
     updated_at: str
 
@@ -136,11 +155,20 @@ class InvocationOut(BaseModel):
     target: str = Field(description="The target's id")
     event_id: str
     event: dict[str, Any] = Field(description="The event's envelope")
-    state: str = Field(description="PENDING, DELIVERED or DEAD (on the rule's dead list)")
+    state: str = Field(
+        description="PENDING, DELIVERED or DEAD (on the rule's dead list); or, never made:"
+        " THROTTLED (over the rule's max_invocations_per_minute) or REFUSED (deeper than the"
+        " causation cap: a rule loop)"
+    )
     attempts: int = Field(description="Tries made")
     next_attempt_at: str | None = Field(description="When a PENDING invocation is tried next")
     result: str | None = Field(description="What the target made: a job, a revision, a status")
-    error: str | None = Field(description="Why the last try failed")
+    error: str | None = Field(description="Why the last try failed, or why it was not made")
+    depth: int = Field(
+        description="The causation depth it acts at: its event's plus one (an event put by a"
+        " user, and a job's state change when no rule submitted the job, have depth 0; a job a"
+        " rule submits has the invocation's depth)"
+    )
     created_at: str
     updated_at: str
 

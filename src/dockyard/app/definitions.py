@@ -6,7 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from dockyard.app.core import Resource, requires
-from dockyard.domain.definitions import check_name, parse_definition, parse_definition_ref
+from dockyard.domain.definitions import (
+    admit_definition,
+    check_name,
+    parse_definition,
+    parse_definition_ref,
+)
 from dockyard.domain.records import Definition
 from dockyard.domain.states import DefinitionStatus
 from dockyard.domain.tokens import Permission
@@ -25,7 +30,7 @@ class Definitions(Resource):
         """Register ``document`` as the next revision of its name (``name`` wins over the
         document's)."""
         name = check_name(name if name is not None else document.get("name"), "name")
-        spec = parse_definition({**document, "name": name})
+        spec = admit_definition(parse_definition({**document, "name": name}))
         return await self._core.storage.definitions.insert(name, spec, self._core.clock.now())
 
     @requires(READ)

@@ -12,6 +12,7 @@ are built here too, over the same store.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 from dockyard.app.audit import Audit
@@ -24,13 +25,13 @@ from dockyard.app.queues import Queues
 from dockyard.app.rules import Rules
 from dockyard.app.schedules import Schedules
 from dockyard.app.tokens import Tokens, authenticate, ensure_admin_token
-from dockyard.app.wiring import build_core, open_store
+from dockyard.app.wiring import build_core, open_store, webhook_caller
 from dockyard.domain.clock import Clock
 from dockyard.domain.definitions import check_name
 from dockyard.domain.tokens import Token
 from dockyard.errors import ValidationError
-from dockyard.executors import HttpExecutor
 from dockyard.logs.port import LogStore
+from dockyard.policy import ALL_EXECUTORS
 from dockyard.runtime import (
     Maintenance,
     MaintenanceConfig,
@@ -130,19 +131,24 @@ class Dockyard:
     # -- the services a process runs ------------------------------------------------------------
 
     def worker(self, config: WorkerConfig, *, rng: random.Random | None = None) -> Worker:
-        """A worker with the executors this process offers, and maintenance beside it."""
+        """A worker with the executors this process offers, and maintenance beside it.
+
+        It offers ``config.executors``, else the settings' policy (``DOCKYARD_EXECUTORS``), and
+        claims only jobs of those kinds (see ``Worker.executors``).
+        """
         if config.concurrency < 1:
             raise ValidationError("concurrency", "must be at least 1")
         if config.queues is not None:
             for queue in config.queues:
                 check_name(queue, "queues")
         core = self._core
+        offered = core.settings.policy.executors if config.executors is None else config.executors
         return Worker(
             storage=core.storage,
             executors=core.executors(),
             logs=core.logs,
             clock=core.clock,
-            config=config,
+            config=replace(config, executors=_offered(offered)),
             rng=rng,
             maintenance=self.maintenance(rng=rng),
         )
@@ -168,7 +174,18 @@ class Dockyard:
         """The leader-elected rules engine (``dockyard up`` and ``dockyard scheduler`` run one)."""
         core = self._core
         if core.webhooks is None:
-            core.webhooks = HttpExecutor(core.settings.http_allowed_hosts)
+            core.webhooks = webhook_caller(core.settings)
         return RulesEngine(
             storage=core.storage, clock=core.clock, http=core.webhooks, config=config, rng=rng
         )
+
+
+def _offered(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """The executor kinds a worker offers, each once; an unknown or no kind is refused."""
+    for kind in kinds:
+        if kind not in ALL_EXECUTORS:
+            known = ", ".join(ALL_EXECUTORS)
+            raise ValidationError("executors", f"{kind!r} is not an executor kind ({known})")
+    if not kinds:
+        raise ValidationError("executors", f"name at least one of {', '.join(ALL_EXECUTORS)}")
+    return tuple(dict.fromkeys(kinds))

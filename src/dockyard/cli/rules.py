@@ -45,6 +45,7 @@ def create(cli: CliContext, file: str, name: str | None) -> None:
     event_pattern: {source: [dockyard.registry], detail: {repository: [team/app]}}
     targets:
       - {kind: register-revision, definition: app}
+    max_invocations_per_minute: 1000   # the default
     """
     _done(cli, "created", cli.client.create_rule(_document(file), name=name))
 
@@ -107,13 +108,24 @@ def delete(cli: CliContext, name: str) -> None:
 @rules.command("history")
 @click.argument("name")
 @click.option("--dead", is_flag=True, help="Only the dead list: invocations out of retries.")
+@click.option(
+    "--state",
+    type=click.Choice([state.value for state in InvocationState], case_sensitive=False),
+    help="Only invocations in this state (THROTTLED: over the rule's rate; REFUSED: a loop).",
+)
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, help="How many, newest first.")
 @json_flag
 @pass_cli
-def history(cli: CliContext, name: str, dead: bool, limit: int) -> None:
-    """What the rule invoked, newest first: each target's result, or why it failed."""
-    state = InvocationState.DEAD if dead else None
-    print_invocations(cli.client.rule_history(name, state=state, limit=limit), cli.json)
+def history(cli: CliContext, name: str, dead: bool, state: str | None, limit: int) -> None:
+    """What the rule invoked, newest first: each target's result, or why it failed; and the
+    invocations never made: THROTTLED (over the rule's max_invocations_per_minute) and REFUSED
+    (deeper than the causation cap: a rule that triggers itself)."""
+    if dead:
+        if state is not None and state.upper() != InvocationState.DEAD:
+            raise ValidationError("--dead", f"asks for DEAD, and --state for {state.upper()}")
+        state = InvocationState.DEAD
+    wanted = None if state is None else InvocationState(state.upper())
+    print_invocations(cli.client.rule_history(name, state=wanted, limit=limit), cli.json)
 
 
 @rules.command("retry")

@@ -23,7 +23,8 @@ import click
 
 from dockyard.app import Dockyard, Service, Supervisor, WorkerConfig, upgrade_store
 from dockyard.cli.context import CliContext, pass_cli
-from dockyard.errors import DockyardError
+from dockyard.errors import DockyardError, ValidationError
+from dockyard.policy import ALL_EXECUTORS
 from dockyard.settings import Settings, redacted_url
 
 if TYPE_CHECKING:
@@ -67,6 +68,15 @@ def _worker_options(fn: click.decorators.FC) -> click.decorators.FC:
             show_envvar=True,
             help="Seconds running jobs get to finish on SIGTERM before they are handed back.",
         ),
+        click.option(
+            "--executors",
+            envvar="DOCKYARD_EXECUTORS",
+            show_envvar=True,
+            metavar="KINDS",
+            help=f"Comma-separated executor kinds to offer ({', '.join(ALL_EXECUTORS)}); the"
+            " worker claims only jobs of these kinds [every kind on SQLite, docker,http,lambda"
+            " on PostgreSQL: process and python run code on the worker's host].",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -74,7 +84,12 @@ def _worker_options(fn: click.decorators.FC) -> click.decorators.FC:
 
 
 def _config(
-    queues: str | None, concurrency: int, lease: float, shutdown_grace: float, burst: bool
+    queues: str | None,
+    concurrency: int,
+    lease: float,
+    shutdown_grace: float,
+    burst: bool,
+    executors: str | None = None,
 ) -> WorkerConfig:
     return WorkerConfig(
         queues=None if not queues else tuple(q.strip() for q in queues.split(",") if q.strip()),
@@ -82,7 +97,22 @@ def _config(
         lease_seconds=lease,
         shutdown_grace=shutdown_grace,
         burst=burst,
+        executors=_executors(executors),
     )
+
+
+def _executors(value: str | None) -> tuple[str, ...] | None:
+    """The kinds ``--executors`` names (None when not given: the settings' policy decides)."""
+    if value is None:
+        return None
+    kinds = tuple(kind.strip() for kind in value.split(",") if kind.strip())
+    known = ", ".join(ALL_EXECUTORS)
+    for kind in kinds:
+        if kind not in ALL_EXECUTORS:
+            raise ValidationError("--executors", f"{kind!r} is not an executor kind ({known})")
+    if not kinds:
+        raise ValidationError("--executors", f"name at least one of {known}")
+    return kinds
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -202,8 +232,12 @@ async def _serve(
                 f"  {created} {settings.token_file} (mode 0600)",
             ]
         if config is not None:
-            services.append(app.worker(config))
-            lines.append(f"  a worker runs {config.concurrency} jobs at once")
+            worker = app.worker(config)
+            services.append(worker)
+            executors = f"executors on: {', '.join(worker.executors)}"
+            lines.append(f"  a worker runs {config.concurrency} jobs at once; {executors}")
+            if not banner:
+                click.echo(f"Dockyard worker {worker.id}: {executors}")
         if schedules:
             services += [app.scheduler(), app.rules_engine()]
             lines += [
@@ -255,11 +289,12 @@ def worker(
     concurrency: int,
     lease: float,
     shutdown_grace: float,
+    executors: str | None,
     burst: bool,
 ) -> None:
     """Run jobs. SIGTERM or Ctrl-C stops claiming and lets running jobs finish."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    config = _config(queues, concurrency, lease, shutdown_grace, burst)
+    config = _config(queues, concurrency, lease, shutdown_grace, burst, executors)
     asyncio.run(_serve(cli.settings, config, None, False))
 
 
@@ -291,13 +326,14 @@ def up(
     concurrency: int,
     lease: float,
     shutdown_grace: float,
+    executors: str | None,
 ) -> None:
     """Start the embedded Dockyard in one process: the HTTP API, a worker and the scheduler."""
     tls = _tls(tls_cert, tls_key)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    config = _config(queues, concurrency, lease, shutdown_grace, False)
+    config = _config(queues, concurrency, lease, shutdown_grace, False, executors)
     asyncio.run(_serve(cli.settings, config, (host, port), True, schedules=True, tls=tls))
 
 

@@ -43,12 +43,13 @@ from dockyard.domain.retry import (
     is_valid_exit_code_glob,
     is_valid_reason_glob,
 )
-from dockyard.domain.specs.registry import executor_kind
+from dockyard.domain.specs.registry import executor_kind, kind_of
 from dockyard.errors import ValidationError
 
 __all__ = [
     "COMMON_FIELDS",
     "MAX_LOG_MAX_BYTES",
+    "admit_definition",
     "check_attempts",
     "check_name",
     "check_queue",
@@ -106,6 +107,14 @@ def parse_definition_ref(ref: str) -> tuple[str, int | None]:
     if not (revision.isascii() and revision.isdigit()) or len(revision) > 18 or int(revision) < 1:
         raise ValidationError("definition", f"revision in {ref!r} must be a positive integer")
     return name, int(revision)
+
+
+def admit_definition(spec: DefinitionSpec) -> DefinitionSpec:
+    """``spec`` if it may be registered now: what its kind's ``admit`` refuses (rules added
+    after definitions were stored) raises :class:`ValidationError`. Stored definitions are
+    read with :func:`parse_definition` alone."""
+    kind_of(spec.executor).admit(spec.executor)
+    return spec
 
 
 def parse_definition(doc: Mapping[str, Any]) -> DefinitionSpec:

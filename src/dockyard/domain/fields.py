@@ -17,7 +17,7 @@ deep document is refused before anything recurses into it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import accumulate
 from typing import Any, TypeVar
 
@@ -25,9 +25,13 @@ from dockyard.errors import ValidationError
 
 __all__ = [
     "DEPTH_RULE",
+    "FORBIDDEN_HEADERS_RULE",
     "MAX_DEPTH",
+    "NEVER_CREDENTIAL_PREFIXES",
+    "check_credential_name",
     "check_depth",
     "check_env_name",
+    "check_header_names",
     "check_text_depth",
     "flag",
     "mapping",
@@ -155,6 +159,46 @@ def check_env_name(name: object, field: str) -> str:
     if name.startswith("DOCKYARD_"):
         raise ValidationError(field, "names starting with DOCKYARD_ are reserved")
     return name
+
+
+#: Worker variables no definition may name as a credential: Dockyard's own settings and
+#: PostgreSQL's (``PGPASSWORD``). The worker refuses them too
+#: (:data:`dockyard.executors.environment.NEVER_CREDENTIALS`; a test keeps the two equal).
+NEVER_CREDENTIAL_PREFIXES = ("DOCKYARD_", "PG")
+
+
+def check_credential_name(name: object, field: str) -> str:
+    """A worker variable a definition names as a credential (a signing secret, an AWS key)."""
+    if isinstance(name, str) and name.startswith(NEVER_CREDENTIAL_PREFIXES):
+        raise ValidationError(
+            field,
+            "must not name a DOCKYARD_* or PG* variable: a worker's own settings and its"
+            " database password are never credentials",
+        )
+    return check_env_name(name, field)
+
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+#: Headers a definition may not set: the connection's own (hop-by-hop, RFC 9110 7.6.1), the
+#: body's framing, and ``Host``, which must stay the URL's (the address the call was checked for).
+_FORBIDDEN_HEADERS = frozenset(
+    {"host", "content-length", "connection", "keep-alive", "te", "trailer", "transfer-encoding"}
+    | {"upgrade"}
+)
+FORBIDDEN_HEADERS_RULE = (
+    "a definition may not set Host, Content-Length or hop-by-hop headers (Connection,"
+    " Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade)"
+)
+
+
+def check_header_names(names: Iterable[str], field: str) -> None:
+    """Refuse a header name that is not a token, or that only the HTTP client may set."""
+    for name in names:
+        if not _HEADER_NAME.match(name):
+            raise ValidationError(field, f"{name!r} is not a header name")
+        lowered = name.lower()
+        if lowered in _FORBIDDEN_HEADERS or lowered.startswith("proxy-"):
+            raise ValidationError(field, f"{name!r}: {FORBIDDEN_HEADERS_RULE}")
 
 
 def parse_command(value: object, field: str, *, shell: bool = False) -> tuple[str, ...]:

@@ -10,8 +10,10 @@ No library converts these (boto3 only sends them to AWS), so the mapping is writ
 
 - ECS: ``family`` → name; the first essential container's ``image``, ``command``,
   ``entryPoint``, ``environment``, ``workingDirectory``, ``user``,
-  ``readonlyRootFilesystem``, ``linuxParameters.tmpfs``; its ``cpu`` units (1,024 = 1 vCPU) and
-  ``memory`` (else ``memoryReservation``) in MiB, else the task-level ``cpu`` and ``memory``.
+  ``readonlyRootFilesystem``, ``linuxParameters.tmpfs``, ``linuxParameters.capabilities.add``
+  (less ``drop``; a container keeps no other capability); its ``cpu`` units (1,024 = 1 vCPU)
+  and ``memory`` (else ``memoryReservation``) in MiB, else the task-level ``cpu`` and
+  ``memory``. ``privileged: true`` is refused: no Dockyard container runs privileged.
 - Batch: ``jobDefinitionName`` → name; ``containerProperties`` as above plus
   ``resourceRequirements`` (VCPU, MEMORY, GPU); ``retryStrategy`` with ``evaluateOnExit``;
   ``timeout.attemptDurationSeconds``; ``parameters`` (defaults for ``Ref::name`` in the command).
@@ -42,6 +44,7 @@ _CONTAINER_FIELDS = {
     "memory",
     "memoryReservation",
     "essential",
+    "privileged",
     "vcpus",
     "resourceRequirements",
 }
@@ -171,23 +174,51 @@ def _container(container: Mapping[str, Any], where: str) -> tuple[dict[str, Any]
     ):
         if container.get(source) is not None:
             document[target] = container[source]
+    if container.get("privileged"):
+        raise ValidationError(
+            f"{where}.privileged",
+            "is refused: containers run with no capability but linuxParameters.capabilities.add",
+        )
     ignored: list[str] = []
     linux = container.get("linuxParameters")
     if isinstance(linux, Mapping):
-        tmpfs = linux.get("tmpfs") or []
-        document["tmpfs"] = {
-            str(mount.get("containerPath")): f"size={int(mount.get('size', 64))}m"
-            for mount in tmpfs
-            if isinstance(mount, Mapping)
-        }
-        if not document["tmpfs"]:
-            del document["tmpfs"]
-        ignored += [f"{where}.linuxParameters.{key}" for key in linux if key != "tmpfs"]
+        ignored += _linux(linux, f"{where}.linuxParameters", document)
     resources = _resources(container, where)
     if resources:
         document["resources"] = resources
     ignored += [f"{where}.{key}" for key in container if key not in _CONTAINER_FIELDS]
     return document, ignored
+
+
+def _linux(linux: Mapping[str, Any], where: str, document: dict[str, Any]) -> list[str]:
+    """``tmpfs`` and ``capabilities`` into ``document``; the other fields, left out."""
+    tmpfs = {
+        str(mount.get("containerPath")): f"size={int(mount.get('size', 64))}m"
+        for mount in linux.get("tmpfs") or []
+        if isinstance(mount, Mapping)
+    }
+    if tmpfs:
+        document["tmpfs"] = tmpfs
+    added = _capabilities(linux.get("capabilities"), f"{where}.capabilities")
+    if added:
+        document["cap_add"] = added
+    return [f"{where}.{key}" for key in linux if key not in ("tmpfs", "capabilities")]
+
+
+def _capabilities(value: object, field: str) -> list[str]:
+    """``add`` less ``drop``: the definition's ``cap_add`` checks the names."""
+    if value is None:
+        return []
+    if not isinstance(value, Mapping):
+        raise ValidationError(field, "must be {add: [...], drop: [...]}")
+    lists: list[list[str]] = []
+    for key in ("add", "drop"):
+        names = value.get(key) or []
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise ValidationError(f"{field}.{key}", "must be a list of capability names")
+        lists.append([name.upper().removeprefix("CAP_") for name in names])
+    added, dropped = lists
+    return [name for name in added if name not in dropped]
 
 
 def _environment(value: object, field: str) -> dict[str, str]:

@@ -79,6 +79,8 @@ class DockerSpec:
     working_dir: str | None = None
     user: str | None = None
     non_root: bool = False
+    #: Capabilities the container keeps (``NET_RAW``); every other one is dropped.
+    cap_add: tuple[str, ...] = ()
     network_mode: str = "bridge"
     read_only: bool = False
     #: Mount point → mount options (``size=64m``), like ``docker run --tmpfs``.

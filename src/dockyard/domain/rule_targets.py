@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from dockyard.domain.fields import check_credential_name, check_header_names
 from dockyard.domain.job_targets import ScheduleTarget, job_target_document, parse_job_target
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.registry import pushed_image
@@ -147,16 +148,14 @@ def parse_target(value: object, index: int) -> Target:
         if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
             raise ValidationError(f"{where}.url", "is required: an http:// or https:// URL")
         secret_env = value.get("secret_env")
-        if secret_env is not None and (
-            not isinstance(secret_env, str)
-            or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", secret_env)
-        ):
-            raise ValidationError(f"{where}.secret_env", "must be an environment variable's name")
+        if secret_env is not None:
+            secret_env = check_credential_name(secret_env, f"{where}.secret_env")
         headers = value.get("headers") or {}
         if not isinstance(headers, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
         ):
             raise ValidationError(f"{where}.headers", "must map header names to strings")
+        check_header_names(headers, f"{where}.headers")
         timeout = value.get("timeout", 10.0)
         if (
             isinstance(timeout, bool)

@@ -6,6 +6,7 @@ A rule document::
     name: deploy-on-push
     description: new image, new revision
     state: ENABLED                      # or DISABLED
+    max_invocations_per_minute: 1000    # the default; over it, invocations are THROTTLED
     event_pattern: {source: [dockyard.registry], detail: {repository: [team/app]}}
     targets:
       - id: bump                        # unique in the rule; defaults to the kind and position
@@ -27,6 +28,10 @@ retries and 24 hours by default), and then goes to the rule's dead list, from wh
 retried by hand. A ``submit-job`` target submits with the idempotency key
 ``rule:<rule>:<target>:<event id>``, so a delivery made twice makes one job.
 
+Two kinds of invocation are recorded, with the reason, but never made: one deeper than the
+causation cap (``REFUSED``: a rule that triggers itself) and one over the rule's
+``max_invocations_per_minute`` (``THROTTLED``); see :mod:`dockyard.domain.rule_limits`.
+
 The targets, their retry policy and what they do are :mod:`dockyard.domain.rule_targets`;
 matching many rules at once is :mod:`dockyard.domain.rule_index`. :func:`spec_document` reads back
 through :func:`parse_rule` to an equal spec, which is how rules are stored.
@@ -42,6 +47,10 @@ from enum import StrEnum
 from typing import Any
 
 from dockyard.domain.patterns import EventPattern, InvalidEventPattern, compile_pattern
+from dockyard.domain.rule_limits import (
+    DEFAULT_MAX_INVOCATIONS_PER_MINUTE,
+    check_invocations_per_minute,
+)
 from dockyard.domain.rule_targets import Target, parse_target, target_document
 from dockyard.errors import ValidationError
 
@@ -60,7 +69,9 @@ __all__ = [
 
 MAX_TARGETS = 5
 _STATES = {"ENABLED": True, "DISABLED": False}
-_RULE_KEYS = frozenset({"name", "description", "state", "event_pattern", "targets"})
+_RULE_KEYS = frozenset(
+    {"name", "description", "state", "event_pattern", "targets", "max_invocations_per_minute"}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +80,8 @@ class RuleSpec:
     event_pattern: str
     targets: tuple[Target, ...]
     description: str | None = None
+    #: How many invocations (one per target and matching event) the rule makes in a minute.
+    max_invocations_per_minute: int = DEFAULT_MAX_INVOCATIONS_PER_MINUTE
 
     @property
     def pattern(self) -> EventPattern:
@@ -96,6 +109,10 @@ class InvocationState(StrEnum):
     DELIVERED = "DELIVERED"
     #: Out of retries: on the rule's dead list until retried by hand.
     DEAD = "DEAD"
+    #: Not made: the rule was over its ``max_invocations_per_minute``. Never tried again.
+    THROTTLED = "THROTTLED"
+    #: Not made: deeper than the causation cap (a rule loop). Never tried again.
+    REFUSED = "REFUSED"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,6 +131,8 @@ class Invocation:
     #: What the target made: a job id, a definition revision, an HTTP status.
     result: str | None = None
     error: str | None = None
+    #: The causation depth it acts at: its event's, plus one (a job it submits has this depth).
+    depth: int = 1
 
     @property
     def event_id(self) -> str:
@@ -153,7 +172,14 @@ def parse_rule(doc: object) -> tuple[RuleSpec, bool]:
     description = doc.get("description")
     if description is not None and not isinstance(description, str):
         raise ValidationError("description", "must be a string")
-    spec = RuleSpec(event_pattern=compiled.source, targets=parsed, description=description)
+    spec = RuleSpec(
+        event_pattern=compiled.source,
+        targets=parsed,
+        description=description,
+        max_invocations_per_minute=check_invocations_per_minute(
+            doc.get("max_invocations_per_minute", DEFAULT_MAX_INVOCATIONS_PER_MINUTE)
+        ),
+    )
     return spec, _STATES[state]
 
 
@@ -164,6 +190,7 @@ def spec_document(spec: RuleSpec, enabled: bool = True) -> dict[str, Any]:
         "state": "ENABLED" if enabled else "DISABLED",
         "event_pattern": json.loads(spec.event_pattern),
         "targets": [target_document(target) for target in spec.targets],
+        "max_invocations_per_minute": spec.max_invocations_per_minute,
     }
 
 
@@ -205,6 +232,7 @@ def invocation_document(invocation: Invocation) -> dict[str, Any]:
         else invocation.next_attempt_at.isoformat(),
         "result": invocation.result,
         "error": invocation.error,
+        "depth": invocation.depth,
         "created_at": invocation.created_at.isoformat(),
         "updated_at": invocation.updated_at.isoformat(),
     }
@@ -223,6 +251,7 @@ def parse_invocation_record(doc: Mapping[str, Any]) -> Invocation:
         next_attempt_at=None if moment is None else datetime.fromisoformat(moment),
         result=doc.get("result"),
         error=doc.get("error"),
+        depth=int(doc.get("depth", 1)),
         created_at=datetime.fromisoformat(doc["created_at"]),
         updated_at=datetime.fromisoformat(doc["updated_at"]),
     )

@@ -21,6 +21,12 @@ stores on the same engine are never taken for dead. Listing and removing ask the
 socket directly with httpx, which is already loaded, rather than the Docker SDK: every worker
 sweeps, and loading the SDK for that costs ~0.1 s and ~9 MB on a host where no docker job may
 ever run.
+
+Every container runs with no Linux capability but those its definition's ``cap_add`` names
+(``--cap-drop ALL``), with ``no-new-privileges`` (setuid programs cannot gain any), and as its
+definition's ``user`` when one is given. What the worker's policy refuses (host networking, a
+registry off the allow-list, a credential the worker does not allow) fails the attempt before
+anything reaches the engine (:mod:`dockyard.executors.docker_admission`).
 """
 
 from __future__ import annotations
@@ -42,9 +48,11 @@ import httpx
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import DockerSpec
+from dockyard.executors.docker_admission import Refused, admit
 from dockyard.executors.payload import CONTAINER_PAYLOAD_PATH, payload_file, payload_variables
 from dockyard.executors.port import ExecutionContext, Leftover
 from dockyard.executors.reaper import ReaperUnavailable, shared_reaper
+from dockyard.policy import WorkerPolicy
 
 __all__ = ["DockerExecutor"]
 
@@ -65,13 +73,23 @@ class DockerUnavailable(Exception):
 
 
 class DockerExecutor:
-    """Run :class:`DockerSpec` jobs; ``store`` names the store whose jobs these are (a label)."""
+    """Run :class:`DockerSpec` jobs on the engine ``base_environment`` (``DOCKER_*``) locates;
+    ``store`` names the store whose jobs these are (a label); ``credentials`` are the worker
+    variables a definition may name as its registry password, and ``policy`` bounds what a
+    definition may ask for."""
 
     def __init__(
-        self, base_environment: Mapping[str, str] | None = None, *, store: str = ""
+        self,
+        base_environment: Mapping[str, str] | None = None,
+        *,
+        store: str = "",
+        credentials: Mapping[str, str] | None = None,
+        policy: WorkerPolicy | None = None,
     ) -> None:
         self._base = dict(base_environment or {})
         self._store = store
+        self._credentials = dict(credentials or {})
+        self._policy = policy or WorkerPolicy()
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -99,8 +117,13 @@ class DockerExecutor:
         spec = context.spec.executor
         assert isinstance(spec, DockerSpec)
         try:
+            auth = admit(spec, self._policy, self._credentials)
+        except Refused as refused:
+            context.log.write(f"dockyard: {refused.text}\n".encode())
+            return refused.outcome()
+        try:
             client = await asyncio.to_thread(self._docker)
-            image = await asyncio.to_thread(self._image, client, spec)
+            image = await asyncio.to_thread(self._image, client, spec, auth)
         except DockerUnavailable as error:
             context.log.write(f"dockyard: {error}\n".encode())
             return Outcome.failed(reason="CannotStart", status_reason=str(error))
@@ -142,13 +165,9 @@ class DockerExecutor:
                     reaper.forget_container(name)
         return replace(outcome, image=f"{spec.image.split('@')[0]}@{digest}")
 
-    def _image(self, client: Any, spec: DockerSpec) -> Any:
+    def _image(self, client: Any, spec: DockerSpec, auth: Mapping[str, str] | None) -> Any:
         import docker.errors
 
-        auth = None
-        if spec.registry_username is not None:
-            password = os.environ.get(spec.registry_password_env or "", "")
-            auth = {"username": spec.registry_username, "password": password}
         try:
             if spec.pull == "always":
                 return client.images.pull(spec.image, auth_config=auth)
@@ -180,6 +199,10 @@ class DockerExecutor:
             "volumes": {str(payload): {"bind": CONTAINER_PAYLOAD_PATH, "mode": "ro"}},
             "working_dir": spec.working_dir,
             "user": spec.user,
+            # Nothing but what the definition names; setuid programs gain nothing.
+            "cap_drop": ["ALL"],
+            "cap_add": list(spec.cap_add) or None,
+            "security_opt": ["no-new-privileges"],
             "network_mode": spec.network_mode,
             "read_only": spec.read_only,
             "tmpfs": dict(spec.tmpfs) or None,

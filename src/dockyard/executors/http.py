@@ -5,39 +5,59 @@ the job's result. Connection errors, timeouts, 5xx and 429 fail the attempt as r
 the reason ``HTTP 503`` (or ``ConnectError``, ``Timeout``); any other unexpected status fails it
 as not retryable, so the job ends unless an ``evaluate_on_exit`` rule says RETRY for that
 reason. A ``Retry-After`` header (seconds or an HTTP date) sets the next attempt's delay, within
-the backoff's bounds. ``allowed_hosts`` (``DOCKYARD_HTTP_ALLOWED_HOSTS``) limits where requests
-may go; a refused host fails the job before anything is sent.
+the backoff's bounds.
 
-Signing with ``hmac-sha256``: the request carries ``X-Dockyard-Timestamp: <unix seconds>`` and
-``X-Dockyard-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the secret>``; a
-receiver recomputes it and refuses timestamps more than five minutes away
-(:func:`verify_signature`).
+Where calls may go is the worker's to say, twice: ``allowed_hosts``
+(``DOCKYARD_HTTP_ALLOWED_HOSTS``) limits the host names in URLs, and the egress gate
+(:mod:`dockyard.executors.egress`) the addresses actually connected to. A refused call fails
+the attempt with the reason ``EgressDenied``, not retried, before anything is sent.
+
+The response is read as it streams in, and reading stops at ``max_response_bytes`` (the
+connection is then closed, the rest unread); the whole exchange — connecting, sending, the
+status and the body — must end within the attempt's ``timeout`` (60 s without one), so a
+server that trickles an endless body cannot hold an attempt or a worker's memory. Responses
+are asked for uncompressed unless the definition sets ``Accept-Encoding``, so the cap counts
+what the server sent. Placeholders are filled in as :mod:`dockyard.executors.templates` says;
+signing secrets come from the worker's credentials (:mod:`dockyard.executors.request_signing`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
-import hashlib
-import hmac
 import json
-import os
-import re
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
+from dockyard.domain.fields import check_header_names
 from dockyard.domain.outcomes import Outcome, OutcomeKind
-from dockyard.domain.records import HmacSigning, HttpSpec, LambdaSpec, Signing
+from dockyard.domain.records import HttpSpec, LambdaSpec, Signing
+from dockyard.errors import ValidationError
+from dockyard.executors.egress import AddressGate, EgressRefused, GatedTransport
 from dockyard.executors.port import ExecutionContext
-from dockyard.executors.sigv4 import Credentials, sign_v4
+from dockyard.executors.request_signing import (
+    REPLAY_WINDOW_SECONDS,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    CredentialRefused,
+    Credentials,
+    sign,
+    sign_request,
+    verify_signature,
+)
+from dockyard.executors.templates import fill_text, fill_url, request_body, template_values
+from dockyard.policy import WorkerPolicy
 
 __all__ = [
     "REPLAY_WINDOW_SECONDS",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
     "HttpExecutor",
     "LambdaExecutor",
     "WebhookError",
@@ -45,35 +65,8 @@ __all__ = [
     "verify_signature",
 ]
 
-SIGNATURE_HEADER = "X-Dockyard-Signature"
-TIMESTAMP_HEADER = "X-Dockyard-Timestamp"
-REPLAY_WINDOW_SECONDS = 300
-_PLACEHOLDER = re.compile(r"\$\{(payload(?:\.[A-Za-z0-9_-]+)*|job\.(?:id|name|attempt))\}")
-
-
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
-    """The signature header's value for ``body`` sent at ``timestamp``."""
-    digest = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def verify_signature(
-    secret: bytes,
-    timestamp: str,
-    body: bytes,
-    signature: str,
-    *,
-    now: float | None = None,
-    tolerance: float = REPLAY_WINDOW_SECONDS,
-) -> bool:
-    """What a receiver checks: the signature matches and the timestamp is recent."""
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        return False
-    if abs((time.time() if now is None else now) - sent) > tolerance:
-        return False
-    return hmac.compare_digest(sign(secret, sent, body), signature)
+#: How long an exchange may take when the attempt has no timeout of its own.
+DEFAULT_DEADLINE = 60.0
 
 
 class WebhookError(Exception):
@@ -84,16 +77,63 @@ class WebhookError(Exception):
         self.retryable = retryable
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A response, its body read up to the cap, and whether there was more."""
+
+    response: httpx.Response
+    body: bytes
+    truncated: bool
+
+
+def _denied(context: ExecutionContext, reason: str, message: str) -> Outcome:
+    """A failure no retry can help: logged, and not retried."""
+    context.log.write(f"dockyard: {message}\n".encode())
+    return Outcome.failed(reason=reason, status_reason=message).with_retry(False)
+
+
+async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
+    """The body up to ``cap`` bytes, and whether it went on: at most ``cap`` plus one chunk is
+    ever held, and nothing past it is read."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            break
+    return b"".join(chunks)[:cap], size > cap
+
+
 class HttpExecutor:
-    def __init__(self, allowed_hosts: Sequence[str] | None = None) -> None:
+    """Runs ``http`` attempts, ``lambda`` ones (:meth:`invoke`) and rule webhooks
+    (:meth:`post_event`) over one pool whose connections pass the egress gate."""
+
+    def __init__(
+        self,
+        allowed_hosts: Sequence[str] | None = None,
+        *,
+        policy: WorkerPolicy | None = None,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
         #: Host patterns (``api.example.com``, ``*.example.com``, ``127.0.0.1:8080``); None: any.
         self.allowed_hosts = None if allowed_hosts is None else tuple(allowed_hosts)
+        policy = policy or WorkerPolicy()
+        self.gate = AddressGate.from_policy(policy)
+        self._credentials = Credentials(dict(credentials or {}), policy.credential_env)
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-            self._client = httpx.AsyncClient(limits=limits, follow_redirects=False)
+            self._client = httpx.AsyncClient(
+                transport=GatedTransport(self.gate, limits=limits),
+                follow_redirects=False,
+                # No proxy, .netrc or other setting from the environment: a proxy would take
+                # the call around the gate, and .netrc would hand its passwords to any host.
+                trust_env=False,
+                headers={"Accept-Encoding": "identity"},
+            )
         return self._client
 
     async def aclose(self) -> None:
@@ -113,51 +153,83 @@ class HttpExecutor:
         """POST an event (a rule's webhook target), HMAC-signed as this executor signs.
 
         Return the response's status line; raise :class:`WebhookError` (saying whether a retry
-        may help) for a refused host, a missing secret, a connection error or a non-2xx status.
-        """
-        refusal = self._refusal(url)
+        may help) for a refused host or address, a secret the worker lacks or does not allow,
+        a connection error or a non-2xx status. The response's body is not read, and the whole
+        exchange ends within ``timeout``."""
+        refusal = self._refusal(url) or _header_refusal(headers)
         if refusal is not None:
             raise WebhookError(refusal, retryable=False)
         sent = {"Content-Type": "application/json", **headers}
         if secret_env is not None:
-            secret = os.environ.get(secret_env)
+            try:
+                secret = self._credentials.get(secret_env)
+            except CredentialRefused as error:
+                raise WebhookError(str(error), retryable=False) from None
             if secret is None:
                 raise WebhookError(f"the environment has no {secret_env}", retryable=False)
             timestamp = int(time.time())
             sent[TIMESTAMP_HEADER] = str(timestamp)
             sent[SIGNATURE_HEADER] = sign(secret.encode(), timestamp, body)
         try:
-            response = await self._http().post(url, content=body, headers=sent, timeout=timeout)
-        except httpx.HTTPError as error:
+            async with asyncio.timeout(timeout):
+                request = self._http().stream(
+                    "POST", url, content=body, headers=sent, timeout=timeout
+                )
+                async with request as response:
+                    status = response.status_code
+        except EgressRefused as error:
+            raise WebhookError(str(error), retryable=False) from None
+        except TimeoutError:
             raise WebhookError(
-                f"POST {url}: {type(error).__name__}: {error}", retryable=True
+                f"POST {url}: no answer within {timeout:g} s", retryable=True
             ) from None
-        status = f"HTTP {response.status_code}"
-        if not response.is_success:
-            retryable = response.status_code >= 500 or response.status_code in (408, 429)
-            raise WebhookError(status, retryable=retryable)
-        return status
+        except httpx.HTTPError as error:
+            name = type(error).__name__
+            raise WebhookError(f"POST {url}: {name}: {error}", retryable=True) from None
+        except httpx.InvalidURL as error:
+            raise WebhookError(f"POST {url}: {error}", retryable=False) from None
+        if not 200 <= status < 300:
+            retryable = status >= 500 or status in (408, 429)
+            raise WebhookError(f"HTTP {status}", retryable=retryable)
+        return f"HTTP {status}"
 
     async def run(self, context: ExecutionContext) -> Outcome:
         spec = context.spec.executor
         assert isinstance(spec, HttpSpec)
-        values = _values(context)
-        url = _fill_text(spec.url, values)
-        refusal = self._refusal(url)
+        values = template_values(context)
+        url = fill_url(spec.url, values)
+        if "%" in (urlsplit(url).hostname or ""):
+            # An encoded value in the host: it would have moved the call (``x@host:port#``).
+            return _denied(context, "InvalidURL", f"{url}: a placeholder's value is not a host")
+        refusal = self._refusal(url) or _header_refusal(spec.headers)
         if refusal is not None:
-            context.log.write(f"dockyard: {refusal}\n".encode())
-            return Outcome.failed(reason="EgressDenied", status_reason=refusal).with_retry(False)
-        headers = {name: _fill_text(value, values) for name, value in spec.headers.items()}
-        body = _body(spec, context, values, headers)
+            return _denied(context, "EgressDenied", refusal)
+        headers = {name: fill_text(value, values) for name, value in spec.headers.items()}
+        body = request_body(spec, context, values, headers)
         if spec.signing is not None:
-            missing = _sign(spec.signing, spec.method, url, headers, body or b"")
-            if missing is not None:
-                context.log.write(f"dockyard: {missing}\n".encode())
-                return Outcome.failed(reason="NoSecret", status_reason=missing).with_retry(False)
-        sent = await self._send(spec.method, url, headers, body, context)
+            unsigned = self._sign(spec.signing, spec.method, url, headers, body or b"", context)
+            if unsigned is not None:
+                return unsigned
+        sent = await self._send(spec.method, url, headers, body, spec.max_response_bytes, context)
         if isinstance(sent, Outcome):
             return sent
         return _judge(spec, sent, context)
+
+    def _sign(
+        self,
+        signing: Signing,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        context: ExecutionContext,
+    ) -> Outcome | None:
+        """Sign the request; the outcome of an attempt that cannot be signed, or None."""
+        try:
+            missing = sign_request(signing, method, url, headers, body, self._credentials)
+        except CredentialRefused as error:
+            return _denied(context, "CredentialDenied", str(error))
+        return None if missing is None else _denied(context, "NoSecret", missing)
 
     async def _send(
         self,
@@ -165,26 +237,37 @@ class HttpExecutor:
         url: str,
         headers: dict[str, str],
         body: bytes | None,
+        cap: int,
         context: ExecutionContext,
-    ) -> httpx.Response | Outcome:
-        """The response, or the outcome of a request that got none."""
+    ) -> _Answer | Outcome:
+        """The response and its body up to ``cap``, or the outcome of a request that got none
+        (or not all of it) within the deadline."""
         context.log.write(f"> {method} {url}\n".encode())
         timeout = context.spec.timeout_seconds
+        deadline = timeout or DEFAULT_DEADLINE
         try:
-            return await self._http().request(
-                method, url, headers=headers, content=body, timeout=timeout or 60.0
-            )
-        except httpx.TimeoutException as error:
+            async with asyncio.timeout(deadline):
+                request = self._http().stream(
+                    method, url, headers=headers, content=body, timeout=deadline
+                )
+                async with request as response:
+                    data, truncated = await _read_capped(response, cap)
+        except (httpx.TimeoutException, TimeoutError) as error:
             context.log.write(f"dockyard: timed out: {error!r}\n".encode())
             return Outcome(
                 kind=OutcomeKind.TIMED_OUT if timeout else OutcomeKind.FAILED,
                 reason="Timeout",
-                status_reason=f"No answer from {urlsplit(url).netloc} within {timeout or 60:g} s",
+                status_reason=f"No full answer from {urlsplit(url).netloc} within {deadline:g} s",
             )
+        except EgressRefused as error:
+            return _denied(context, "EgressDenied", str(error))
+        except httpx.InvalidURL as error:
+            return _denied(context, "InvalidURL", f"{url}: {error}")
         except httpx.HTTPError as error:
             name = type(error).__name__
             context.log.write(f"dockyard: {name}: {error}\n".encode())
             return Outcome.failed(reason=name, status_reason=f"{name}: {error}")
+        return _Answer(response, data, truncated)
 
     async def invoke(self, context: ExecutionContext) -> Outcome:
         """The ``lambda`` executor's attempt: AWS Lambda's ``Invoke``, signed with SigV4."""
@@ -196,18 +279,16 @@ class HttpExecutor:
             url += f"?Qualifier={quote(spec.qualifier, safe='')}"
         refusal = self._refusal(url)
         if refusal is not None:
-            context.log.write(f"dockyard: {refusal}\n".encode())
-            return Outcome.failed(reason="EgressDenied", status_reason=refusal).with_retry(False)
+            return _denied(context, "EgressDenied", refusal)
         body = json.dumps(context.job.payload).encode()
         headers = {
             "Content-Type": "application/json",
             "X-Amz-Invocation-Type": spec.invocation_type,
         }
-        missing = _sign(spec.signing, "POST", url, headers, body)
-        if missing is not None:
-            context.log.write(f"dockyard: {missing}\n".encode())
-            return Outcome.failed(reason="NoSecret", status_reason=missing).with_retry(False)
-        sent = await self._send("POST", url, headers, body, context)
+        unsigned = self._sign(spec.signing, "POST", url, headers, body, context)
+        if unsigned is not None:
+            return unsigned
+        sent = await self._send("POST", url, headers, body, spec.max_response_bytes, context)
         if isinstance(sent, Outcome):
             return sent
         expected = "202" if spec.invocation_type == "Event" else "200"
@@ -215,7 +296,7 @@ class HttpExecutor:
             url=url, expect_status=(expected,), max_response_bytes=spec.max_response_bytes
         )
         outcome = _judge(judged, sent, context)
-        error = sent.headers.get("x-amz-function-error")
+        error = sent.response.headers.get("x-amz-function-error")
         if outcome.kind is OutcomeKind.SUCCEEDED and error:
             detail = outcome.result["body"] if isinstance(outcome.result, dict) else None
             message = detail.get("errorMessage") if isinstance(detail, dict) else None
@@ -230,7 +311,10 @@ class HttpExecutor:
             return None
         parts = urlsplit(url)
         host = parts.hostname or ""
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return f"{url} has no valid port"
         for pattern in self.allowed_hosts:
             name, _, wanted_port = pattern.partition(":")
             if fnmatch.fnmatch(host, name.lower()) and (
@@ -240,97 +324,13 @@ class HttpExecutor:
         return f"{host}:{port} is not in DOCKYARD_HTTP_ALLOWED_HOSTS"
 
 
-def _sign(
-    signing: Signing, method: str, url: str, headers: dict[str, str], body: bytes
-) -> str | None:
-    """Add the signature headers; say what is missing when the worker lacks the secret."""
-    if isinstance(signing, HmacSigning):
-        secret = os.environ.get(signing.secret_env)
-        if secret is None:
-            return f"the signing secret {signing.secret_env} is not set on this worker"
-        stamp = int(time.time())
-        headers[TIMESTAMP_HEADER] = str(stamp)
-        headers[SIGNATURE_HEADER] = sign(secret.encode(), stamp, body)
-        return None
-    access = os.environ.get(signing.access_key_env)
-    secret = os.environ.get(signing.secret_key_env)
-    if not access or not secret:
-        return (
-            f"AWS credentials {signing.access_key_env} and {signing.secret_key_env}"
-            " are not set on this worker"
-        )
-    parts = urlsplit(url)
-    headers["Host"] = parts.netloc
-    signed = sign_v4(
-        method=method,
-        path=parts.path or "/",
-        query=parts.query,
-        headers=list(headers.items()),
-        body=body,
-        credentials=Credentials(access, secret, os.environ.get(signing.session_token_env)),
-        region=signing.region,
-        service=signing.service,
-        when=datetime.now(UTC),
-        sign_body=True,
-    )
-    headers.update(signed.headers)
+def _header_refusal(headers: Mapping[str, str]) -> str | None:
+    """Why a definition's headers cannot be sent (one registered before the rule), or None."""
+    try:
+        check_header_names(headers, "headers")
+    except ValidationError as error:
+        return str(error)
     return None
-
-
-def _values(context: ExecutionContext) -> dict[str, Any]:
-    return {
-        "payload": context.job.payload,
-        "job.id": context.job.id,
-        "job.name": context.job.name,
-        "job.attempt": context.attempt,
-    }
-
-
-def _lookup(key: str, values: Mapping[str, Any]) -> Any:
-    if key.startswith("job."):
-        return values[key]
-    value = values["payload"]
-    for part in key.split(".")[1:]:
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def _fill_text(text: str, values: Mapping[str, Any]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        value = _lookup(match.group(1), values)
-        return value if isinstance(value, str) else json.dumps(value)
-
-    return _PLACEHOLDER.sub(replace, text)
-
-
-def _fill_json(value: Any, values: Mapping[str, Any]) -> Any:
-    if isinstance(value, str):
-        whole = _PLACEHOLDER.fullmatch(value)
-        return _lookup(whole.group(1), values) if whole else _fill_text(value, values)
-    if isinstance(value, list):
-        return [_fill_json(item, values) for item in value]
-    if isinstance(value, dict):
-        return {key: _fill_json(item, values) for key, item in value.items()}
-    return value
-
-
-def _body(
-    spec: HttpSpec, context: ExecutionContext, values: Mapping[str, Any], headers: dict[str, str]
-) -> bytes | None:
-    lowered = {name.lower() for name in headers}
-    if spec.text is not None:
-        if "content-type" not in lowered:
-            headers["Content-Type"] = "text/plain; charset=utf-8"
-        return _fill_text(spec.text, values).encode()
-    if spec.json is not None:
-        document = _fill_json(spec.json, values)
-    elif spec.method in ("POST", "PUT", "PATCH"):
-        document = context.job.payload
-    else:
-        return None
-    if "content-type" not in lowered:
-        headers["Content-Type"] = "application/json"
-    return json.dumps(document).encode()
 
 
 def _expected(spec: HttpSpec, status: int) -> bool:
@@ -358,13 +358,12 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _judge(spec: HttpSpec, response: httpx.Response, context: ExecutionContext) -> Outcome:
-    body = response.content[: spec.max_response_bytes]
-    truncated = len(response.content) > spec.max_response_bytes
+def _judge(spec: HttpSpec, answer: _Answer, context: ExecutionContext) -> Outcome:
+    response, body = answer.response, answer.body
     head = [f"< {response.http_version} {response.status_code} {response.reason_phrase}"]
     head += [f"< {name}: {value}" for name, value in response.headers.items()]
     context.log.write(("\n".join(head) + "\n\n").encode() + body + (b"\n" if body else b""))
-    if truncated:
+    if answer.truncated:
         context.log.write(f"[dockyard: body cut at {spec.max_response_bytes} bytes]\n".encode())
     text = body.decode("utf-8", "replace")
     try:
@@ -377,7 +376,7 @@ def _judge(spec: HttpSpec, response: httpx.Response, context: ExecutionContext) 
         "status": response.status_code,
         "headers": dict(response.headers.items()),
         "body": parsed,
-        "truncated": truncated,
+        "truncated": answer.truncated,
     }
     status = response.status_code
     if _expected(spec, status):

@@ -11,29 +11,39 @@ so through :meth:`ExecutionContext.linger`, with a future of the function's own 
 worker keeps the job's lease and slot until it is done, so that no other attempt of the job
 starts beside it (docs/guarantees.md). An ``async def`` is cancelled at its next ``await``; one
 that does not end within the cancel grace (it swallowed the cancel) lingers the same way.
+
+**Which functions.** Only those the worker's owner allowed (:mod:`dockyard.executors.functions`):
+anything else fails ``FunctionNotAllowed``, without a retry. The worker's project folders are
+searched *after* the installed packages (appended to ``sys.path``, last on an isolated child's
+``PYTHONPATH``, and the child runs with ``-P``), so that a file planted there under an installed
+module's name (``json.py``, ``httpx.py``) never stands in for it.
+
+**Another user.** An inline function runs inside the worker, as the worker's user: on a worker
+whose policy names ``run_as``, every function runs isolated, in a child process of that user,
+whatever its definition says (the log says so).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib
 import inspect
 import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import JSON, PythonSpec
+from dockyard.executors.functions import FunctionNotAllowed, FunctionRules
 from dockyard.executors.payload import handover, payload_variables
 from dockyard.executors.port import ExecutionContext
-from dockyard.executors.process import run_process
+from dockyard.executors.process import RunAs, run_process
 from dockyard.logs.port import LogSink
 
-__all__ = ["PythonExecutor", "load_function"]
+__all__ = ["PythonExecutor"]
 
 _current_sink: contextvars.ContextVar[LogSink | None] = contextvars.ContextVar(
     "dockyard_job_log", default=None
@@ -68,19 +78,24 @@ def _route_std_streams() -> None:
         sys.stderr = _JobStream(sys.stderr)
 
 
-def load_function(ref: str) -> Callable[..., Any]:
-    """Import ``package.module:function``; raise ImportError or AttributeError when it is not there."""
-    module_name, _, attribute = ref.partition(":")
-    function = getattr(importlib.import_module(module_name), attribute)
-    if not callable(function):
-        raise TypeError(f"{ref} is not callable")
-    return function  # type: ignore[no-any-return]
-
-
 def _failure(error: BaseException) -> Outcome:
     return Outcome.failed(
         reason=type(error).__name__, status_reason=f"{type(error).__name__}: {error}"
     )
+
+
+def _not_allowed(message: str, context: ExecutionContext) -> Outcome:
+    """The outcome of a function the worker's owner did not allow: final, no retry."""
+    context.log.write(f"dockyard: {message}\n".encode())
+    outcome = Outcome.failed(reason="FunctionNotAllowed", status_reason=message)
+    return outcome.with_retry(False)
+
+
+def _child_path(folders: Sequence[str]) -> str:
+    """An isolated child's ``PYTHONPATH``: the worker's ``sys.path`` with the project folders
+    last (and no ``''``, the current folder)."""
+    others = [entry for entry in sys.path if entry and entry not in folders]
+    return os.pathsep.join([*others, *folders])
 
 
 def _call_outcome(call: asyncio.Future[Any], context: ExecutionContext) -> Outcome:
@@ -111,18 +126,35 @@ def _result_outcome(result: object) -> Outcome:
 
 class PythonExecutor:
     def __init__(
-        self, base_environment: Mapping[str, str], search_path: Sequence[str] = ()
+        self,
+        base_environment: Mapping[str, str],
+        search_path: Sequence[str] = (),
+        *,
+        modules: Sequence[str] = (),
+        run_as: RunAs | None = None,
     ) -> None:
         self._base = dict(base_environment)
-        # Functions are found like ``python -m`` finds them: from where the worker was started.
-        for folder in reversed(search_path):
+        self._run_as = run_as
+        if run_as is not None:
+            self._base.update(run_as.variables())
+        self._folders = tuple(os.path.abspath(folder) for folder in search_path)
+        self._rules = FunctionRules(modules=tuple(modules), folders=self._folders)
+        # Functions are found in the worker's project folders after the installed packages,
+        # never before them (a planted ``json.py`` must not shadow the real one).
+        for folder in self._folders:
             if folder not in sys.path:
-                sys.path.insert(0, folder)
+                sys.path.append(folder)
 
     async def run(self, context: ExecutionContext) -> Outcome:
         spec = context.spec.executor
         assert isinstance(spec, PythonSpec)
         if spec.isolation == "subprocess":
+            return await self._run_isolated(spec, context)
+        if self._run_as is not None:
+            context.log.write(
+                f"dockyard: this worker runs jobs as {self._run_as.name} (run_as): running"
+                f" {spec.function} in a child process of that user, not inline\n".encode()
+            )
             return await self._run_isolated(spec, context)
         return await self._run_inline(spec, context)
 
@@ -131,7 +163,9 @@ class PythonExecutor:
         token = _current_sink.set(context.log)
         try:
             try:
-                function = load_function(spec.function)
+                function = self._rules.load(spec.function)
+            except FunctionNotAllowed as refused:
+                return _not_allowed(str(refused), context)
             except (ImportError, AttributeError, TypeError) as error:
                 context.log.write(f"dockyard: cannot load {spec.function}: {error}\n".encode())
                 return _failure(error)
@@ -174,7 +208,16 @@ class PythonExecutor:
 
     async def _run_isolated(self, spec: PythonSpec, context: ExecutionContext) -> Outcome:
         """The function in a child process; the payload and the result pass through files in
-        memory (:func:`dockyard.executors.payload.handover`)."""
+        memory (:func:`dockyard.executors.payload.handover`). The function is checked here,
+        before the child starts (running none of its module's code), and again in the child
+        once loaded (where it was really defined)."""
+        try:
+            self._rules.check(spec.function)
+        except FunctionNotAllowed as refused:
+            return _not_allowed(str(refused), context)
+        except ImportError as error:
+            context.log.write(f"dockyard: cannot load {spec.function}: {error}\n".encode())
+            return _failure(error)
         encoded = json.dumps(context.job.payload)
         with handover("payload", encoded.encode()) as payload, handover("result") as result:
             env = {
@@ -182,12 +225,25 @@ class PythonExecutor:
                 **context.environment(),
                 **payload_variables(context, payload.path, encoded),
                 "DOCKYARD_RESULT_FILE": result.path,
-                "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), *sys.path])),
+                "PYTHONPATH": _child_path(self._folders),
             }
-            argv = (sys.executable, "-m", "dockyard.executors.python_child", spec.function)
+            # -P: the child's current folder is not put first on its sys.path either.
+            argv = (
+                sys.executable,
+                "-P",
+                "-m",
+                "dockyard.executors.python_child",
+                spec.function,
+                self._rules.argument(),
+            )
             descriptors = payload.descriptors + result.descriptors
             outcome = await run_process(
-                argv, env=env, cwd=None, context=context, pass_fds=descriptors
+                argv,
+                env=env,
+                cwd=None,
+                context=context,
+                pass_fds=descriptors,
+                run_as=self._run_as,
             )
             if outcome.exit_code != 0:
                 return outcome
@@ -198,5 +254,6 @@ class PythonExecutor:
                     reason="NoResult", status_reason="The function left no result"
                 )
         if "error" in report:
-            return Outcome.failed(reason=report["error"], status_reason=report["message"])
+            failed = Outcome.failed(reason=report["error"], status_reason=report["message"])
+            return failed.with_retry(report["error"] != "FunctionNotAllowed")
         return Outcome.succeeded(exit_code=None, result=report["result"])

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from dockyard.executors.docker import DockerExecutor
 from dockyard.executors.http import HttpExecutor, LambdaExecutor
 from dockyard.executors.port import Executor
-from dockyard.executors.process import ProcessExecutor
+from dockyard.executors.process import ProcessExecutor, resolve_run_as
 from dockyard.executors.python import PythonExecutor
+from dockyard.policy import WorkerPolicy
 
 __all__ = [
     "ExecutorFactory",
@@ -34,14 +35,23 @@ __all__ = [
 class ExecutorOptions:
     """What executors take from the process that runs them, resolved once by the caller."""
 
-    #: The environment every attempt inherits under its own variables (the worker's, usually).
-    base_environment: Mapping[str, str] = field(default_factory=dict)
-    #: Folders searched first for ``python`` functions (the worker's working directory, usually).
+    #: What every attempt's environment starts from, under its own variables
+    #: (:func:`dockyard.executors.environment.job_environment`): never the worker's secrets.
+    job_environment: Mapping[str, str] = field(default_factory=dict)
+    #: Worker variables a definition may name as credentials (already filtered by the policy).
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    #: ``DOCKER_*`` variables locating the Docker engine.
+    engine_environment: Mapping[str, str] = field(default_factory=dict)
+    #: Folders searched for ``python`` functions after the installed packages (the worker's
+    #: working directory, usually).
     search_path: tuple[str, ...] = ()
     #: The store whose jobs these are; containers are labelled with it.
     store_id: str = ""
     #: Host patterns ``http`` and ``lambda`` calls may reach; None: any host.
     http_allowed_hosts: tuple[str, ...] | None = None
+    #: What jobs may reach beyond that (private addresses, host network, registries, the user
+    #: programs run as…).
+    policy: WorkerPolicy = field(default_factory=WorkerPolicy)
 
 
 #: Builds one kind's executor from the options and the executors built before it.
@@ -49,19 +59,31 @@ ExecutorFactory = Callable[[ExecutorOptions, Mapping[str, Executor]], Executor]
 
 
 def _process(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:
-    return ProcessExecutor(options.base_environment)
+    return ProcessExecutor(options.job_environment, run_as=resolve_run_as(options.policy.run_as))
 
 
 def _python(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:
-    return PythonExecutor(options.base_environment, search_path=options.search_path)
+    return PythonExecutor(
+        options.job_environment,
+        search_path=options.search_path,
+        modules=options.policy.python_modules,
+        run_as=resolve_run_as(options.policy.run_as),
+    )
 
 
 def _docker(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:
-    return DockerExecutor(options.base_environment, store=options.store_id)
+    return DockerExecutor(
+        options.engine_environment,
+        store=options.store_id,
+        credentials=options.credentials,
+        policy=options.policy,
+    )
 
 
 def _http(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:
-    return HttpExecutor(options.http_allowed_hosts)
+    return HttpExecutor(
+        options.http_allowed_hosts, policy=options.policy, credentials=options.credentials
+    )
 
 
 def _lambda(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:

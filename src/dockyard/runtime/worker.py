@@ -74,6 +74,8 @@ class WorkerConfig:
     shutdown_grace: float = 30.0
     #: Work until nothing is runnable, then return.
     burst: bool = False
+    #: The executor kinds offered, whose jobs alone are claimed; None: every executor given.
+    executors: tuple[str, ...] | None = None
     worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}")
 
 
@@ -110,7 +112,11 @@ class Worker(Service):
         self.maintenance = maintenance
         self.id = config.worker_id
         self._storage = storage
-        self._executors = executors
+        # Only the offered executors run; all are closed (lambda shares http's connections).
+        self._built = executors
+        offered = executors.keys() if config.executors is None else config.executors
+        self._executors = {kind: executors[kind] for kind in offered if kind in executors}
+        self.executors = tuple(self._executors)  # the kinds offered, of the jobs it claims
         self._logs = logs
         self._clock = clock
         self._rng = rng or random.Random()
@@ -130,7 +136,7 @@ class Worker(Service):
             check_seconds=config.check_seconds,
             exit_process=exit_process,
         )
-        self.leftovers = LeftoverSweep(storage, executors, self.id, clock)
+        self.leftovers = LeftoverSweep(storage, self._executors, self.id, clock)
         self.jobs_done = 0
 
     def _on_stop(self) -> None:
@@ -165,7 +171,7 @@ class Worker(Service):
                 await self.maintenance.wait()
             stopped = replace(self._info(), stopped_at=self._clock.now())
             await self._storage.queues.register_worker(stopped)
-            for executor in self._executors.values():
+            for executor in self._built.values():
                 if isinstance(executor, Closes):
                     await executor.aclose()
 
@@ -206,6 +212,7 @@ class Worker(Service):
             limit=limit,
             now=now,
             lease_until=now + timedelta(seconds=self.config.lease_seconds),
+            executors=self.executors,
         )
 
     async def _sleep(self, token: int, *, free: int) -> None:
@@ -213,7 +220,7 @@ class Worker(Service):
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
         if free > 0:
             timeout = self.config.poll_seconds
-            due = await self._storage.jobs.next_runnable_at(self.config.queues)
+            due = await self._storage.jobs.next_runnable_at(self.config.queues, self.executors)
             if due is not None:
                 timeout = min(timeout, max((due - self._clock.now()).total_seconds(), 0.0))
             waits.append(asyncio.ensure_future(self._storage.changes.wait(token, timeout)))

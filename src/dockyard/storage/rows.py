@@ -129,6 +129,7 @@ class RowReader:
             next_attempt_at=self.maybe_time(row["next_attempt_at"]),
             result=row["result"],
             error=row["error"],
+            depth=row["depth"],
             created_at=self.time(row["created_at"]),
             updated_at=self.time(row["updated_at"]),
         )

@@ -1,6 +1,8 @@
 """The ``http`` kind in definition documents: one HTTP call per attempt, templated from the job.
 
 Also home of the response cap that ``lambda`` shares, since a Lambda invocation is an HTTP call.
+``headers`` may not set ``Host``, ``Content-Length`` or a hop-by-hop header: the client sets
+those, and ``Host`` must name the host the call was checked for.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from dockyard.domain.fields import string, string_map
+from dockyard.domain.fields import check_header_names, string, string_map
 from dockyard.domain.records import HttpSpec
 from dockyard.domain.specs.kind import ExecutorKind, FieldShape, without_none
 from dockyard.domain.specs.signing import SIGNING_SHAPE, parse_signing, signing_document
@@ -58,10 +60,12 @@ def parse(doc: Mapping[str, Any]) -> HttpSpec:
     signing = doc.get("signing")
     parsed_signing = None if signing is None else parse_signing(signing)
     text = doc.get("text")
+    headers = string_map(doc.get("headers", {}), "headers")
+    check_header_names(headers, "headers")
     return HttpSpec(
         method=method.upper(),
         url=url,
-        headers=string_map(doc.get("headers", {}), "headers"),
+        headers=headers,
         json=doc.get("json"),
         text=None if text is None else string(text, "text"),
         expect_status=statuses,

@@ -34,6 +34,10 @@ class FieldShape:
         return self.accepts if self.writes is None else self.writes
 
 
+def _admit_anything(spec: Any) -> None:
+    """Every spec of the right shape may be registered."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutorKind(Generic[S]):
     """One executor kind of definition documents, ``executor: <name>``.
@@ -42,6 +46,10 @@ class ExecutorKind(Generic[S]):
     spec record, raising :class:`~dockyard.errors.ValidationError` naming the first bad field;
     ``document`` writes that record's fields back so that ``parse`` reads an equal record.
     ``fields`` holds every key the kind adds to the common ones, in the order help lists them.
+    ``admit`` checks what a definition may ask for when it is registered, beyond its shape (a
+    function of the standard library, a ``Host`` header…): those rules tighten over time, so a
+    definition stored before one was added must still read back, and what it asks for is then
+    refused where it would run.
     """
 
     name: str
@@ -49,6 +57,7 @@ class ExecutorKind(Generic[S]):
     fields: Mapping[str, FieldShape]
     parse: Callable[[Mapping[str, Any]], S]
     document: Callable[[S], dict[str, Any]]
+    admit: Callable[[S], None] = _admit_anything
 
 
 def without_none(**fields: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from dockyard.domain.specs.process import PROCESS
 from dockyard.domain.specs.python import PYTHON
 from dockyard.errors import ValidationError
 
-__all__ = ["executor_kind", "executor_kinds", "kind_names", "register_kind"]
+__all__ = ["executor_kind", "executor_kinds", "kind_names", "kind_of", "register_kind"]
 
 _BUILT_IN: tuple[ExecutorKind[Any], ...] = (PROCESS, PYTHON, DOCKER, HTTP, LAMBDA)
 
@@ -43,6 +43,14 @@ def executor_kind(name: object) -> ExecutorKind[Any]:
     if kind is None:
         raise ValidationError("executor", f"must be one of {', '.join(_KINDS)}")
     return kind
+
+
+def kind_of(spec: object) -> ExecutorKind[Any]:
+    """The kind whose record ``spec`` is."""
+    for kind in _KINDS.values():
+        if isinstance(spec, kind.record):
+            return kind
+    raise ValueError(f"no executor kind has records of type {type(spec).__name__}")
 
 
 def executor_kinds() -> tuple[ExecutorKind[Any], ...]:

@@ -1,7 +1,9 @@
 """Request signing in definition documents: the ``signing`` field of ``http`` and ``lambda``.
 
 Shared by both kinds, so it is parsed and written in one place: the same keys, the same
-messages (``signing.kind``, ``signing.secret_env``, …) whichever kind holds it.
+messages (``signing.kind``, ``signing.secret_env``, …) whichever kind holds it. The variables
+named are worker credentials: ``DOCKYARD_*`` and ``PG*`` are refused here, and the worker
+reads only those its owner allows (``credential_env``).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dockyard.domain.fields import check_env_name, mapping, word
+from dockyard.domain.fields import check_credential_name, mapping, word
 from dockyard.domain.records import HmacSigning, Signing, SigV4Signing
 from dockyard.domain.specs.kind import FieldShape
 from dockyard.errors import ValidationError
@@ -29,13 +31,14 @@ def parse_signing(value: object) -> Signing:
     kind = value.get("kind") if isinstance(value, Mapping) else None
     if kind == "hmac-sha256":
         doc = mapping(value, "signing", _HMAC_KEYS)
-        return HmacSigning(secret_env=check_env_name(doc.get("secret_env"), "signing.secret_env"))
+        secret_env = check_credential_name(doc.get("secret_env"), "signing.secret_env")
+        return HmacSigning(secret_env=secret_env)
     if kind == "aws-sigv4":
         doc = mapping(value, "signing", _SIGV4_KEYS)
         defaults = SigV4Signing(service="x", region="x")
 
         def env(key: str, default: str) -> str:
-            return check_env_name(doc.get(key, default), f"signing.{key}")
+            return check_credential_name(doc.get(key, default), f"signing.{key}")
 
         return SigV4Signing(
             service=word(doc.get("service"), "signing.service"),

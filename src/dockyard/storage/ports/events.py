@@ -21,6 +21,9 @@ class StoredEvent:
     seq: int
     envelope: Mapping[str, Any]
     received_at: datetime
+    #: The causation depth: of the job a ``dockyard.job`` event is about, else 0. Read by
+    #: :meth:`EventStore.unrouted` (the rules leader's); 0 elsewhere.
+    depth: int = 0
 
 
 class EventStore(Protocol):
@@ -38,19 +41,19 @@ class EventStore(Protocol):
         ...
 
     async def unrouted(self, limit: int) -> list[StoredEvent]:
-        """Events no rules leader has matched yet, oldest first."""
+        """Events no rules leader has matched yet, oldest first, with their causation depth."""
         ...
 
     async def route(
         self, seqs: Sequence[int], invocations: Sequence[NewInvocation], now: datetime
     ) -> int:
         """In one transaction: record the invocations (one per rule, target and event: a
-        repeat is dropped, and so is one whose rule is gone) and mark the events routed; return
-        the invocations recorded."""
+        repeat is dropped, and so is one whose rule is gone; each in its state, PENDING or not
+        made) and mark the events routed; return the invocations recorded."""
         ...
 
     async def prune(self, before: datetime, limit: int) -> int:
         """Delete up to ``limit`` routed events received before ``before`` (invocations keep
-        their copy), and up to ``limit`` invocations DELIVERED before it; return the larger count
-        (a full batch: more may be left)."""
+        their copy), and up to ``limit`` invocations DELIVERED, THROTTLED or REFUSED before it
+        (the dead list stays); return the larger count (a full batch: more may be left)."""
         ...

@@ -42,13 +42,19 @@ class JobQuery:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClaimRequest:
-    """Move up to ``limit`` runnable jobs from ``queues`` (None: all) to STARTING for a worker."""
+    """Move up to ``limit`` runnable jobs from ``queues`` (None: all) to STARTING for a worker.
+
+    ``executors`` are the kinds the worker offers (None: every kind): a job is claimed only by a
+    worker that offers its definition's kind, and waits RUNNABLE until one does. A job stored
+    without a kind (its definition revision was not found at submit) is any worker's.
+    """
 
     worker_id: str
     queues: tuple[str, ...] | None
     limit: int
     now: datetime
     lease_until: datetime
+    executors: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +79,8 @@ class LeaseEnd:
 class JobStore(Protocol):
     async def insert(self, jobs: Sequence[NewJob]) -> builtins.list[InsertedJob]:
         """Insert jobs as RUNNABLE, in one transaction; a job whose idempotency key exists
-        returns the existing job instead."""
+        returns the existing job instead. Each job stores the executor kind of its definition
+        revision, which claims match against the kinds a worker offers."""
         ...
 
     async def get(self, job_id: JobId) -> Job | None:
@@ -85,7 +92,8 @@ class JobStore(Protocol):
         ...
 
     async def claim(self, request: ClaimRequest) -> builtins.list[Job]:
-        """Claim runnable jobs in priority then submission order, keeping groups one at a time."""
+        """Claim runnable jobs of the kinds the request offers, in priority then submission
+        order, keeping groups one at a time."""
         ...
 
     async def apply(self, transitions: Sequence[Transition]) -> builtins.list[bool]:
@@ -115,8 +123,11 @@ class JobStore(Protocol):
         """Jobs in STARTING or RUNNING whose lease ended before ``now``."""
         ...
 
-    async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
-        """When the earliest job that waits for its not-before time becomes runnable."""
+    async def next_runnable_at(
+        self, queues: tuple[str, ...] | None, executors: tuple[str, ...] | None = None
+    ) -> datetime | None:
+        """When the earliest job that waits for its not-before time becomes runnable, among the
+        jobs a claim from ``queues`` offering ``executors`` (None: all) could take."""
         ...
 
     async def prune_finished(self, before: datetime, limit: int) -> builtins.list[JobId]:

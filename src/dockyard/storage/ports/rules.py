@@ -7,19 +7,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from dockyard.domain.records import NewJob
 from dockyard.domain.rules import Invocation, InvocationState, Rule
+from dockyard.storage.ports.jobs import InsertedJob
 
 __all__ = ["InvocationUpdate", "NewInvocation", "RuleStore"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewInvocation:
-    """A target to invoke for an event a rule matched."""
+    """A target to invoke for an event a rule matched (or, THROTTLED or REFUSED, not to)."""
 
     id: str
     rule: str
     target: str
     event: Mapping[str, Any]
+    #: The causation depth the invocation acts at: its event's, plus one.
+    depth: int = 1
+    #: PENDING (to deliver), or THROTTLED or REFUSED (recorded, never delivered).
+    state: InvocationState = InvocationState.PENDING
+    #: Why it is not made (THROTTLED or REFUSED).
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,4 +80,10 @@ class RuleStore(Protocol):
 
     async def retry_invocations(self, rule: str, ids: Sequence[str] | None, now: datetime) -> int:
         """Put DEAD invocations of ``rule`` (those of ``ids``, or all) back to PENDING."""
+        ...
+
+    async def submit_job(self, job: NewJob, depth: int) -> InsertedJob:
+        """Insert a job a rule's target submits, with its causation depth, in one transaction
+        (an idempotency key seen before returns the earlier job, whose depth stays). The
+        ``Job State Change`` events of the job carry ``depth`` to the rules that match them."""
         ...

@@ -227,6 +227,10 @@ class Database:
                 if give_up or not _retryable(error):
                     raise StorageError(f"PostgreSQL: {self._masked(error)}") from error
                 log.warning("PostgreSQL: %s; retrying in %.2fs", self._masked(error), delay)
+                if self._pool is not None:
+                    # What broke this connection (a restart, terminated backends) broke the idle
+                    # ones too: drop them now, or each retry would meet the next dead one.
+                    await self._pool.check()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 

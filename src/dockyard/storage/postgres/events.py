@@ -96,4 +96,9 @@ async def insert_events(conn: Conn, events: Sequence[Event], now: datetime) -> i
 
 
 def _stored_event(row: DictRow) -> StoredEvent:
-    return StoredEvent(seq=row["seq"], envelope=row["body"], received_at=row["received_at"])
+    return StoredEvent(
+        seq=row["seq"],
+        envelope=row["body"],
+        received_at=row["received_at"],
+        depth=row.get("depth", 0),  # read by ``unrouted`` only
+    )

@@ -2,9 +2,10 @@
 
 - **Bulk submit**: one ``INSERT … SELECT FROM unnest(…)`` for the whole batch
   (:func:`insert_jobs`, also called by the scheduler's fires in their own transaction).
-- **Claims in batches**: one statement picks up to ``limit`` runnable jobs in claim order with
-  ``FOR UPDATE SKIP LOCKED`` (so workers on many hosts never wait on each other or take the same
-  job), moves them to STARTING and opens their attempts (:func:`claim_sql`).
+- **Claims in batches**: one statement picks up to ``limit`` runnable jobs of the executor kinds
+  the worker offers in claim order with ``FOR UPDATE SKIP LOCKED`` (so workers on many hosts
+  never wait on each other or take the same job), moves them to STARTING and opens their
+  attempts (:func:`claim_sql`).
 - **Batched completions**: the transitions a worker collected go to the server in one pipeline,
   one round trip and one commit for the batch, with the next claim in the same transaction
   (``_apply_all``). Each is one guarded ``UPDATE … WHERE id = … AND state = ANY(…)``: zero
@@ -24,6 +25,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from dockyard.domain.records import Attempt, Job, JobId, NewJob
+from dockyard.domain.specs.registry import kind_names
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 from dockyard.domain.transitions import CLAIM, Transition
 from dockyard.storage.ports import ClaimRequest, Heartbeat, InsertedJob, JobQuery
@@ -163,12 +165,15 @@ class PostgresJobs:
         )
         return [ROWS.job(row) for row in rows]
 
-    async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
+    async def next_runnable_at(
+        self, queues: tuple[str, ...] | None, executors: tuple[str, ...] | None = None
+    ) -> datetime | None:
+        kinds = {"executors": _kinds(executors)}
         if queues is None:
-            row = await self._database.fetchone(_NEXT_RUNNABLE_AT)
+            row = await self._database.fetchone(_NEXT_RUNNABLE_AT, kinds)
         else:
             row = await self._database.fetchone(
-                _NEXT_RUNNABLE_AT_IN_QUEUES, {"queues": list(queues)}
+                _NEXT_RUNNABLE_AT_IN_QUEUES, {**kinds, "queues": list(queues)}
             )
         return None if row is None else row["not_before"]
 
@@ -249,14 +254,22 @@ async def _jobs_by(conn: Conn, sql: str, column: str, values: list[Any]) -> dict
     return {row[column]: ROWS.job(row) for row in await cursor.fetchall()}
 
 
+def _kinds(executors: tuple[str, ...] | None) -> list[str]:
+    """The executor kinds a claim takes: those offered, or every registered kind (a stored job's
+    kind is always a registered one: its definition was parsed by the registry)."""
+    return list(kind_names() if executors is None else executors)
+
+
 def claim_sql(request: ClaimRequest) -> tuple[str, dict[str, Any]]:
-    """The claim statement and its arguments: lock up to ``limit`` claimable jobs in claim
-    order, skipping rows other workers hold, move them to STARTING and open their attempts."""
+    """The claim statement and its arguments: lock up to ``limit`` claimable jobs of the kinds
+    offered in claim order, skipping rows other workers hold, move them to STARTING and open
+    their attempts."""
     args: dict[str, Any] = {
         "now": request.now,
         "limit": request.limit,
         "worker_id": request.worker_id,
         "lease_until": request.lease_until,
+        "executors": _kinds(request.executors),
     }
     if request.queues is None:
         return _CLAIM, args

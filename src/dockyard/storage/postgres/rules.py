@@ -1,8 +1,11 @@
-"""The rules port on PostgreSQL: rules, and the invocations of their targets.
+"""The rules port on PostgreSQL: rules, the invocations of their targets, and the causation depth
+of the jobs they submit.
 
 Invocations are recorded by the events port when it routes events (:func:`insert_invocations`,
 in the transaction that marks the events routed) and pruned with them
 (:func:`prune_delivered`); the rules leader then delivers them and records how each try ended.
+A job a target submits is inserted by the jobs port's :func:`insert_jobs` with its depth in
+``job_causation``, in one transaction (:meth:`PostgresRules.submit_job`); routing reads it.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from datetime import datetime
 
 from psycopg.types.json import Jsonb
 
+from dockyard.domain.records import NewJob
 from dockyard.domain.rules import Invocation, InvocationState, Rule, spec_document
-from dockyard.storage.ports import InvocationUpdate, NewInvocation
+from dockyard.storage.ports import InsertedJob, InvocationUpdate, NewInvocation
 from dockyard.storage.postgres.database import ROWS, Conn, Database
+from dockyard.storage.postgres.jobs import insert_jobs
 from dockyard.storage.queries import Queries
 
 __all__ = ["PostgresRules", "insert_invocations", "prune_delivered"]
@@ -34,6 +39,7 @@ _INVOCATIONS = _SQL["invocations"]
 _INVOCATIONS_IN_STATE = _SQL["invocations_in_state"]
 _RETRY_INVOCATIONS = _SQL["retry_invocations"]
 _PRUNE_DELIVERED = _SQL["prune_delivered"]
+_RECORD_CAUSATION = _SQL["record_causation"]
 
 
 class PostgresRules:
@@ -115,6 +121,14 @@ class PostgresRules:
 
         return await self._database.run(retry)
 
+    async def submit_job(self, job: NewJob, depth: int) -> InsertedJob:
+        async def submit(conn: Conn) -> InsertedJob:
+            (inserted,) = await insert_jobs(self._database, conn, [job])
+            await conn.execute(_RECORD_CAUSATION, {"job_id": inserted.job.id, "depth": depth})
+            return inserted
+
+        return await self._database.run(submit)
+
 
 async def insert_invocations(
     conn: Conn, invocations: Sequence[NewInvocation], now: datetime
@@ -131,14 +145,17 @@ async def insert_invocations(
             "rules": [item.rule for item in invocations],
             "targets": [item.target for item in invocations],
             "events": [Jsonb(item.event) for item in invocations],
+            "states": [item.state.value for item in invocations],
+            "errors": [item.error for item in invocations],
+            "depths": [item.depth for item in invocations],
         },
     )
     return cursor.rowcount
 
 
 async def prune_delivered(conn: Conn, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` invocations DELIVERED before ``before``, in the caller's
-    transaction (the events port's prune); return how many."""
+    """Delete up to ``limit`` invocations DELIVERED (or never made) before ``before``, in the
+    caller's transaction (the events port's prune); return how many."""
     cursor = await conn.execute(_PRUNE_DELIVERED, {"before": before, "limit": limit})
     return cursor.rowcount
 

@@ -69,10 +69,18 @@ CREATE TABLE invocations (
     error text,
     created_at timestamp with time zone NOT NULL,
     updated_at timestamp with time zone NOT NULL,
-    CONSTRAINT invocations_state_check CHECK ((state = ANY (ARRAY['PENDING'::text, 'DELIVERED'::text, 'DEAD'::text]))),
+    depth integer NOT NULL DEFAULT 1,
+    CONSTRAINT invocations_state_check CHECK ((state = ANY (ARRAY['PENDING'::text, 'DELIVERED'::text, 'DEAD'::text, 'THROTTLED'::text, 'REFUSED'::text]))),
     CONSTRAINT invocations_rule_fkey FOREIGN KEY (rule) REFERENCES rules(name) ON DELETE CASCADE,
     CONSTRAINT invocations_pkey PRIMARY KEY (id),
     CONSTRAINT invocations_rule_target_event_id_key UNIQUE (rule, target, event_id)
+);
+
+CREATE TABLE job_causation (
+    job_id text NOT NULL,
+    depth integer NOT NULL,
+    CONSTRAINT job_causation_job_id_fkey FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE CASCADE,
+    CONSTRAINT job_causation_pkey PRIMARY KEY (job_id)
 );
 
 CREATE TABLE jobs (
@@ -101,6 +109,7 @@ CREATE TABLE jobs (
     lease_expires_at timestamp with time zone,
     exit_code integer,
     result jsonb,
+    executor text,
     CONSTRAINT jobs_pkey PRIMARY KEY (seq),
     CONSTRAINT jobs_id_key UNIQUE (id)
 );

@@ -50,7 +50,7 @@ class SQLiteEvents:
         rows = await self._database.run(
             lambda db: db.execute(_SQL["unrouted"], (limit,)).fetchall()
         )
-        return [_stored_event(row) for row in rows]
+        return [_stored_event(row, depth=row["depth"]) for row in rows]
 
     async def route(
         self, seqs: Sequence[int], invocations: Sequence[NewInvocation], now: datetime
@@ -87,9 +87,10 @@ def insert_events(db: sqlite3.Connection, events: Sequence[Event], now: datetime
     ).rowcount
 
 
-def _stored_event(row: sqlite3.Row) -> StoredEvent:
+def _stored_event(row: sqlite3.Row, depth: int = 0) -> StoredEvent:
     return StoredEvent(
         seq=row["seq"],
         envelope=json.loads(row["body"]),
         received_at=datetime.fromtimestamp(row["received_at"], UTC),
+        depth=depth,
     )

@@ -2,7 +2,8 @@
 
 Every write runs under ``BEGIN IMMEDIATE`` (:meth:`Database.write`), so claims from several
 processes are serialised by SQLite's single writer: a claim is one
-``UPDATE … WHERE seq IN (SELECT … LIMIT n) RETURNING *`` and two workers never claim the same job.
+``UPDATE … WHERE seq IN (SELECT … LIMIT n) RETURNING *`` and two workers never claim the same job;
+it takes only jobs of the executor kinds the worker offers (each job stores its definition's).
 A transition is applied with one guarded ``UPDATE … WHERE id = ? AND state IN (…)``; zero rows
 means the job changed meanwhile and nothing is forced. The statements are in ``sql/jobs.sql``.
 
@@ -52,6 +53,7 @@ _CLAIMABLE = {
     "not_paused": fragment(_SQL, "not_paused"),
 }
 _IN_QUEUES = fragment(_SQL, "in_queues")
+_OF_KINDS = fragment(_SQL, "of_kinds")
 _EXPECTED_WORKER = fragment(_SQL, "expected_worker")
 _LEASE_EXPIRED = fragment(_SQL, "lease_expired")
 _NO_LIVE_LEASE = fragment(_SQL, "no_live_lease")
@@ -166,9 +168,11 @@ class SQLiteJobs:
         )
         return [ROWS.job(row) for row in rows]
 
-    async def next_runnable_at(self, queues: tuple[str, ...] | None) -> datetime | None:
-        sql = _next_runnable_sql(None if queues is None else len(queues))
-        args = () if queues is None else queues
+    async def next_runnable_at(
+        self, queues: tuple[str, ...] | None, executors: tuple[str, ...] | None = None
+    ) -> datetime | None:
+        sql = _next_runnable_sql(_count(queues), _count(executors))
+        args = (*(queues or ()), *(executors or ()))
         row = await self._database.run(lambda db: db.execute(sql, args).fetchone())
         return None if row is None else moment(row[0])
 
@@ -185,35 +189,50 @@ class SQLiteJobs:
         return False
 
 
+def _count(values: tuple[str, ...] | None) -> int | None:
+    return None if values is None else len(values)
+
+
 def _in_queues(count: int | None) -> str:
     return "" if count is None else _IN_QUEUES.format(queues=marks(count))
 
 
+def _of_kinds(count: int | None) -> str:
+    return "" if count is None else _OF_KINDS.format(kinds=marks(count))
+
+
 @functools.lru_cache(maxsize=64)
-def _claim_sql(queue_count: int | None) -> str:
-    """The claim from every queue (None) or from ``queue_count`` of them."""
+def _claim_sql(queue_count: int | None, kind_count: int | None = None) -> str:
+    """The claim from every queue (None) or from ``queue_count`` of them, of every executor kind
+    (None) or of ``kind_count`` of them."""
     index = "jobs_runnable" if queue_count == 1 else "jobs_claim_order"
-    return _SQL["claim"].format(index=index, queues=_in_queues(queue_count), **_CLAIMABLE)
+    return _SQL["claim"].format(
+        index=index, queues=_in_queues(queue_count), kinds=_of_kinds(kind_count), **_CLAIMABLE
+    )
 
 
 @functools.lru_cache(maxsize=64)
-def _next_runnable_sql(queue_count: int | None) -> str:
-    """When the next job becomes claimable, in every queue (None) or in ``queue_count``."""
-    return _SQL["next_runnable_at"].format(queues=_in_queues(queue_count), **_CLAIMABLE)
+def _next_runnable_sql(queue_count: int | None, kind_count: int | None = None) -> str:
+    """When the next job becomes claimable, in every queue (None) or in ``queue_count``, of
+    every executor kind (None) or of ``kind_count``."""
+    return _SQL["next_runnable_at"].format(
+        queues=_in_queues(queue_count), kinds=_of_kinds(kind_count), **_CLAIMABLE
+    )
 
 
 def claim_jobs(db: sqlite3.Connection, request: ClaimRequest) -> list[Job]:
     """Move up to ``request.limit`` runnable jobs to STARTING and open an attempt for each, in
     the caller's ``BEGIN IMMEDIATE`` transaction. The claim proper is the first statement run."""
-    queues = request.queues
+    queues, kinds = request.queues, request.executors
     args: list[Any] = [
         request.worker_id,
         request.lease_until.timestamp(),
         request.now.timestamp(),
         *(queues or ()),
+        *(kinds or ()),
         request.limit,
     ]
-    rows = db.execute(_claim_sql(None if queues is None else len(queues)), args).fetchall()
+    rows = db.execute(_claim_sql(_count(queues), _count(kinds)), args).fetchall()
     claimed_at = request.now.timestamp()
     db.executemany(
         _SQL["open_attempt"],

@@ -1,8 +1,11 @@
-"""The rules port on SQLite: rules, and the invocations of their targets.
+"""The rules port on SQLite: rules, the invocations of their targets, and the causation depth of
+the jobs they submit.
 
 The invocations table belongs here: the events port records invocations
 (:func:`record_invocations`) and prunes delivered ones (:func:`prune_delivered`) in its own
-transactions, with these functions. The statements are in ``sql/rules.sql``.
+transactions, with these functions. So does ``job_causation``, which :meth:`SQLiteRules.submit_job`
+writes with the job (inserted by the jobs port's :func:`insert_jobs`) and the events port reads
+when it routes. The statements are in ``sql/rules.sql``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from dockyard.domain.records import NewJob
 from dockyard.domain.rules import Invocation, InvocationState, Rule, spec_document
-from dockyard.storage.ports import InvocationUpdate, NewInvocation
+from dockyard.storage.ports import InsertedJob, InvocationUpdate, NewInvocation
 from dockyard.storage.sqlite.database import ROWS, Database, epoch, load_queries, marks, moment
+from dockyard.storage.sqlite.jobs import insert_jobs
 
 __all__ = ["SQLiteRules", "prune_delivered", "record_invocations"]
 
@@ -115,6 +120,15 @@ class SQLiteRules:
 
         return await self._database.run(retry)
 
+    async def submit_job(self, job: NewJob, depth: int) -> InsertedJob:
+        def submit(db: sqlite3.Connection) -> InsertedJob:
+            with self._database.write(db):
+                (inserted,) = insert_jobs(db, [job])
+                db.execute(_SQL["record_causation"], (inserted.job.id, depth))
+                return inserted
+
+        return await self._database.run(submit)
+
 
 def record_invocations(
     db: sqlite3.Connection, invocations: Sequence[NewInvocation], now: datetime
@@ -124,6 +138,7 @@ def record_invocations(
     at = now.timestamp()
     recorded = 0
     for item in invocations:
+        due = at if item.state is InvocationState.PENDING else None
         recorded += db.execute(
             _SQL["record_invocation"],
             (
@@ -132,7 +147,10 @@ def record_invocations(
                 item.target,
                 item.event["id"],
                 json.dumps(item.event),
-                at,
+                item.state.value,
+                due,
+                item.error,
+                item.depth,
                 at,
                 at,
                 item.rule,
@@ -142,8 +160,8 @@ def record_invocations(
 
 
 def prune_delivered(db: sqlite3.Connection, before: datetime, limit: int) -> int:
-    """Delete up to ``limit`` invocations DELIVERED before ``before``, in the caller's
-    transaction; return how many."""
+    """Delete up to ``limit`` invocations DELIVERED (or never made) before ``before``, in the
+    caller's transaction; return how many."""
     return db.execute(_SQL["prune_delivered"], (before.timestamp(), limit)).rowcount
 
 

@@ -87,20 +87,27 @@ CREATE TABLE events (
     routed       INTEGER NOT NULL DEFAULT 0
 );
 
-CREATE TABLE invocations (
+CREATE TABLE "invocations" (
     id               TEXT    PRIMARY KEY,
     rule             TEXT    NOT NULL REFERENCES rules (name) ON DELETE CASCADE,
     target           TEXT    NOT NULL,
     event_id         TEXT    NOT NULL,
     event            TEXT    NOT NULL,
-    state            TEXT    NOT NULL CHECK (state IN ('PENDING', 'DELIVERED', 'DEAD')),
+    state            TEXT    NOT NULL
+                     CHECK (state IN ('PENDING', 'DELIVERED', 'DEAD', 'THROTTLED', 'REFUSED')),
     attempts         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at  REAL,
     result           TEXT,
     error            TEXT,
     created_at       REAL    NOT NULL,
     updated_at       REAL    NOT NULL,
+    depth            INTEGER NOT NULL DEFAULT 1,
     UNIQUE (rule, target, event_id)
+) WITHOUT ROWID;
+
+CREATE TABLE job_causation (
+    job_id  TEXT    PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    depth   INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 CREATE TABLE jobs (
@@ -129,7 +136,7 @@ CREATE TABLE jobs (
     lease_expires_at     REAL,
     exit_code            INTEGER,
     result               TEXT
-);
+, executor TEXT);
 
 CREATE TABLE queues (
     name        TEXT PRIMARY KEY,

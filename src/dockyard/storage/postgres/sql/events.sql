@@ -20,8 +20,15 @@ ORDER BY seq DESC
 LIMIT %(limit)s;
 
 -- name: unrouted
--- In arrival order.
-SELECT seq, body, received_at FROM events WHERE NOT routed ORDER BY seq LIMIT %(limit)s;
+-- In arrival order, with their causation depth: a job's state change has its job's (a job no
+-- rule submitted has none: 0).
+SELECT e.seq, e.body, e.received_at, coalesce(c.depth, 0) AS depth
+FROM events e
+LEFT JOIN job_causation c
+       ON e.source = 'dockyard.job' AND c.job_id = e.body -> 'detail' ->> 'jobId'
+WHERE NOT e.routed
+ORDER BY e.seq
+LIMIT %(limit)s;
 
 -- name: mark_routed
 UPDATE events SET routed = true WHERE seq = ANY(%(seqs)s);

@@ -1,13 +1,16 @@
 -- The jobs port (storage/postgres/jobs.py): the hot path and the jobs' upkeep.
 --
--- Two conditions recur, in claim, claim_in_queues, next_runnable_at and
+-- Three conditions recur, in claim, claim_in_queues, next_runnable_at and
 -- next_runnable_at_in_queues; keep their copies alike:
 --
 -- * the group head: a job j may run only when no earlier job of its group is unfinished. The
 --   subquery reads jobs_open_groups, which holds only unfinished grouped jobs, and spells the
 --   terminal states as that index's predicate does (a parameter would hide the index from the
 --   planner);
--- * not paused: a paused queue keeps its jobs, and workers claim none of them.
+-- * not paused: a paused queue keeps its jobs, and workers claim none of them;
+-- * of the offered kinds: a worker claims only jobs whose executor kind it offers (jobs.py
+--   passes every kind when the claim names none). A job stored without a kind (its definition
+--   revision was missing at submit) is any worker's, which then fails it for want of one.
 --
 -- States are spelled as literals where a partial index needs them (RUNNABLE, the terminal
 -- states); jobs.py checks at import that they still match domain/states.py and the CLAIM edge.
@@ -16,11 +19,13 @@
 -- One statement for the whole batch. Rows go in request order, so that seq (the claim order)
 -- follows the order of submission. The conflict may be on any key: an idempotency key seen
 -- before, or a retry of this very insert after its commit went unacknowledged (the job id is
--- then already there).
+-- then already there). Each job's executor is its definition revision's kind, read here so that
+-- every way in (a submit, a batch, a schedule's fire, a rule's target) stores it.
 INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue, group_key,
                   priority, idempotency_key, payload, overrides, parameters, max_attempts,
-                  created_at, not_before)
-SELECT id, name, dn, dr, 'RUNNABLE', q, g, p, k, pl::jsonb, o::jsonb, pa::jsonb, m, c, nb
+                  created_at, not_before, executor)
+SELECT id, name, dn, dr, 'RUNNABLE', q, g, p, k, pl::jsonb, o::jsonb, pa::jsonb, m, c, nb,
+       (SELECT d.document ->> 'executor' FROM definitions d WHERE d.name = dn AND d.revision = dr)
 FROM unnest(%(ids)b::text[], %(names)b::text[], %(definition_names)b::text[],
             %(definition_revisions)b::int[], %(queues)b::text[], %(group_keys)b::text[],
             %(priorities)b::int[], %(idempotency_keys)b::text[], %(payloads)b::text[],
@@ -58,6 +63,7 @@ WITH picked AS (
           SELECT 1 FROM jobs g WHERE g.group_key = j.group_key AND g.seq < j.seq
             AND g.state NOT IN ('CANCELLED', 'FAILED', 'SUCCEEDED')))
       AND j.queue NOT IN (SELECT name FROM queues WHERE paused)
+      AND (j.executor IS NULL OR j.executor = ANY(%(executors)s))
     ORDER BY j.priority DESC, j.seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -82,6 +88,7 @@ WITH picked AS (
           SELECT 1 FROM jobs g WHERE g.group_key = j.group_key AND g.seq < j.seq
             AND g.state NOT IN ('CANCELLED', 'FAILED', 'SUCCEEDED')))
       AND j.queue NOT IN (SELECT name FROM queues WHERE paused)
+      AND (j.executor IS NULL OR j.executor = ANY(%(executors)s))
     ORDER BY j.priority DESC, j.seq
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -146,6 +153,7 @@ WHERE j.state = 'RUNNABLE'
       SELECT 1 FROM jobs g WHERE g.group_key = j.group_key AND g.seq < j.seq
         AND g.state NOT IN ('CANCELLED', 'FAILED', 'SUCCEEDED')))
   AND j.queue NOT IN (SELECT name FROM queues WHERE paused)
+  AND (j.executor IS NULL OR j.executor = ANY(%(executors)s))
 ORDER BY j.not_before
 LIMIT 1;
 
@@ -156,6 +164,7 @@ WHERE j.state = 'RUNNABLE'
       SELECT 1 FROM jobs g WHERE g.group_key = j.group_key AND g.seq < j.seq
         AND g.state NOT IN ('CANCELLED', 'FAILED', 'SUCCEEDED')))
   AND j.queue NOT IN (SELECT name FROM queues WHERE paused)
+  AND (j.executor IS NULL OR j.executor = ANY(%(executors)s))
   AND j.queue = ANY(%(queues)s)
 ORDER BY j.not_before
 LIMIT 1;

@@ -28,12 +28,16 @@ DELETE FROM rules WHERE name = %(name)s;
 
 -- name: insert_invocations
 -- One invocation per rule, target and event: a repeat (a failover that routes an event twice)
--- is dropped, and so is one whose rule was deleted meanwhile (the join finds no rule).
-INSERT INTO invocations (id, rule, target, event_id, event, state, next_attempt_at, created_at,
-                         updated_at)
-SELECT v.id, v.rule, v.target, v.event ->> 'id', v.event, 'PENDING', %(now)s, %(now)s, %(now)s
-FROM unnest(%(ids)s::text[], %(rules)s::text[], %(targets)s::text[], %(events)s::jsonb[])
-     AS v(id, rule, target, event)
+-- is dropped, and so is one whose rule was deleted meanwhile (the join finds no rule). PENDING
+-- ones are due at once; THROTTLED and REFUSED ones are never due.
+INSERT INTO invocations (id, rule, target, event_id, event, state, next_attempt_at, error, depth,
+                         created_at, updated_at)
+SELECT v.id, v.rule, v.target, v.event ->> 'id', v.event, v.state,
+       CASE WHEN v.state = 'PENDING' THEN %(now)s::timestamptz END, v.error, v.depth,
+       %(now)s, %(now)s
+FROM unnest(%(ids)s::text[], %(rules)s::text[], %(targets)s::text[], %(events)s::jsonb[],
+            %(states)s::text[], %(errors)s::text[], %(depths)s::int[])
+     AS v(id, rule, target, event, state, error, depth)
 JOIN rules r ON r.name = v.rule
 ON CONFLICT (rule, target, event_id) DO NOTHING;
 
@@ -78,9 +82,16 @@ WHERE rule = %(rule)s AND state = 'DEAD'
   AND (%(ids)s::text[] IS NULL OR id = ANY(%(ids)s::text[]));
 
 -- name: prune_delivered
--- The dead list stays: only DELIVERED invocations are pruned.
+-- The dead list stays: only invocations done with (DELIVERED, or never made: THROTTLED,
+-- REFUSED) are pruned.
 DELETE FROM invocations WHERE id IN (
     SELECT id FROM invocations
-    WHERE state = 'DELIVERED' AND updated_at < %(before)s
+    WHERE state IN ('DELIVERED', 'THROTTLED', 'REFUSED') AND updated_at < %(before)s
     LIMIT %(limit)s
 );
+
+-- name: record_causation
+-- The causation depth of a job a rule submitted; a job submitted before (the same idempotency
+-- key) keeps its own.
+INSERT INTO job_causation (job_id, depth) VALUES (%(job_id)s, %(depth)s)
+ON CONFLICT (job_id) DO NOTHING;

@@ -17,9 +17,13 @@ SELECT seq, body, received_at FROM events ORDER BY seq DESC LIMIT ?
 SELECT seq, body, received_at FROM events WHERE source = ? ORDER BY seq DESC LIMIT ?
 
 -- name: unrouted
--- Events no rules leader has matched yet, in arrival order. limit.
-SELECT seq, body, received_at FROM events INDEXED BY events_unrouted
-WHERE NOT routed ORDER BY seq LIMIT ?
+-- Events no rules leader has matched yet, in arrival order, with their causation depth: a job's
+-- state change has its job's (a job no rule submitted has none: 0). limit.
+SELECT e.seq, e.body, e.received_at, coalesce(c.depth, 0) AS depth
+FROM events AS e INDEXED BY events_unrouted
+LEFT JOIN job_causation AS c
+       ON e.source = 'dockyard.job' AND c.job_id = json_extract(e.body, '$.detail.jobId')
+WHERE NOT e.routed ORDER BY e.seq LIMIT ?
 
 -- name: mark_routed
 -- seq.

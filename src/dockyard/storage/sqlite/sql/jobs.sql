@@ -10,12 +10,16 @@
 
 -- name: insert
 -- A new RUNNABLE job; a job whose idempotency key exists is skipped (jobs.py reads it back).
+-- Its executor is its definition revision's kind, read here so that every way in (a submit, a
+-- batch, a schedule's fire, a rule's target) stores it; NULL only when the revision is missing.
 -- id, name, definition_name, definition_revision, state, queue, group_key, priority,
 -- idempotency_key, payload, overrides, parameters, max_attempts, created_at, not_before.
 INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue, group_key,
                   priority, idempotency_key, payload, overrides, parameters, max_attempts,
-                  created_at, not_before)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  created_at, not_before, executor)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+        (SELECT json_extract(d.document, '$.executor') FROM definitions d
+         WHERE d.name = ?3 AND d.revision = ?4))
 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 
 -- name: by_ids
@@ -41,16 +45,17 @@ SELECT * FROM attempts WHERE job_id IN ({ids}) ORDER BY job_id, number
 -- name: claim
 -- Move up to LIMIT claimable jobs to STARTING for a worker, in claim order, under the caller's
 -- BEGIN IMMEDIATE: SQLite's single writer serialises claims from every process, so two workers
--- never claim the same job. worker_id, lease_expires_at, now, [queues…], limit.
+-- never claim the same job.
 -- The index slot: walk runnable jobs in claim order and stop after LIMIT of them (left to itself
 -- the planner takes jobs_state and sorts every runnable job, on every claim): jobs_claim_order
 -- (priority DESC, seq), or jobs_runnable (queue, priority DESC, seq) for one queue.
--- The queues slot: nothing, or the in_queues fragment.
+-- The queues slot: nothing, or the in_queues fragment; the kinds slot: nothing (every kind), or
+-- the of_kinds fragment. worker_id, lease_expires_at, now, [queues…], [kinds…], limit.
 UPDATE jobs SET state = 'STARTING', worker_id = ?, lease_expires_at = ?, status_reason = NULL,
     attempt_count = attempt_count + 1, attempts_used = attempts_used + 1
 WHERE seq IN (
     SELECT j.seq FROM jobs j INDEXED BY {index}
-    WHERE j.state = 'RUNNABLE' AND j.not_before <= ? {queues}
+    WHERE j.state = 'RUNNABLE' AND j.not_before <= ? {queues} {kinds}
       AND {group_head} AND {not_paused}
     ORDER BY j.priority DESC, j.seq LIMIT ?
 )
@@ -65,9 +70,11 @@ INSERT INTO attempts (job_id, number, worker_id, claimed_at) VALUES (?, ?, ?, ?)
 -- a claim could take: a job behind an unfinished job of its group is not due, however old its
 -- not_before (else an idle worker would wake at once, again and again). Walking
 -- jobs_runnable_due stops at the first such job instead of reading every one.
--- [queues…]. The queues slot: nothing, or the in_queues fragment.
+-- [queues…], [kinds…]. The queues slot: nothing, or the in_queues fragment; the kinds slot:
+-- nothing, or the of_kinds fragment (a job no worker here offers must not wake it, again and
+-- again).
 SELECT j.not_before FROM jobs j INDEXED BY jobs_runnable_due
-WHERE j.state = 'RUNNABLE' AND {group_head} AND {not_paused} {queues}
+WHERE j.state = 'RUNNABLE' AND {group_head} AND {not_paused} {queues} {kinds}
 ORDER BY j.not_before LIMIT 1
 
 -- name: group_head
@@ -88,6 +95,11 @@ j.queue NOT IN (SELECT name FROM queues WHERE paused = 1)
 
 -- name: in_queues
 AND j.queue IN ({queues})
+
+-- name: of_kinds
+-- A worker claims only jobs of the executor kinds it offers; a job stored without a kind (its
+-- definition revision was missing) is any worker's, which then fails it for want of a definition.
+AND (j.executor IS NULL OR j.executor IN ({kinds}))
 
 -- name: apply
 -- A transition, guarded: it applies only while the job is still in a state it expects (zero rows

@@ -31,11 +31,12 @@ DELETE FROM rules WHERE name = ?
 
 -- name: record_invocation
 -- One invocation per rule, target and event: a repeat (a failover that routes an event twice) is
--- dropped, and so is one whose rule is gone. id, rule, target, event id, event, next_attempt_at,
+-- dropped, and so is one whose rule is gone. PENDING ones are due at once; THROTTLED and REFUSED
+-- ones are never due. id, rule, target, event id, event, state, next_attempt_at, error, depth,
 -- created_at, updated_at, rule.
-INSERT INTO invocations (id, rule, target, event_id, event, state, next_attempt_at, created_at,
-                         updated_at)
-SELECT ?, ?, ?, ?, ?, 'PENDING', ?, ?, ?
+INSERT INTO invocations (id, rule, target, event_id, event, state, next_attempt_at, error, depth,
+                         created_at, updated_at)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 WHERE EXISTS (SELECT 1 FROM rules WHERE name = ?)
 ON CONFLICT (rule, target, event_id) DO NOTHING
 
@@ -76,7 +77,15 @@ SET state = 'PENDING', attempts = 0, next_attempt_at = ?, error = NULL, updated_
 WHERE rule = ? AND state = 'DEAD' AND id IN ({ids})
 
 -- name: prune_delivered
--- DELIVERED invocations last changed before a time (the dead list stays). before, limit.
+-- Invocations done with (DELIVERED, or never made: THROTTLED, REFUSED) last changed before a
+-- time; the dead list stays. before, limit.
 DELETE FROM invocations WHERE id IN (
-    SELECT id FROM invocations WHERE state = 'DELIVERED' AND updated_at < ? LIMIT ?
+    SELECT id FROM invocations
+    WHERE state IN ('DELIVERED', 'THROTTLED', 'REFUSED') AND updated_at < ? LIMIT ?
 )
+
+-- name: record_causation
+-- The causation depth of a job a rule submitted; a job submitted before (the same idempotency
+-- key) keeps its own. job_id, depth.
+INSERT INTO job_causation (job_id, depth) VALUES (?, ?)
+ON CONFLICT (job_id) DO NOTHING

@@ -1,0 +1,8 @@
+-- Each job's executor kind, so that a worker claims only jobs of the kinds it offers
+-- (DOCKYARD_EXECUTORS, `dockyard worker --executors`). Jobs stored before it take their
+-- definition revision's kind; definitions are never deleted, so every job finds one (a job that
+-- does not keeps NULL, which any worker may claim).
+ALTER TABLE jobs ADD COLUMN executor text;
+UPDATE jobs j SET executor = d.document ->> 'executor'
+FROM definitions d
+WHERE d.name = j.definition_name AND d.revision = j.definition_revision;
