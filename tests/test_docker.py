@@ -452,7 +452,8 @@ def test_cap_add_keeps_just_that_capability_and_user_runs_as_that_uid(
     raw = client.wait(client.submit("raw").id, timeout=60)
     nobody = client.wait(client.submit("nobody").id, timeout=60)
     assert (raw.state, nobody.state) == (JobState.SUCCEEDED, JobState.SUCCEEDED)
-    assert client.definition("raw").spec.executor.cap_add == ("NET_RAW",)  # type: ignore[union-attr]
+    executor = client.definition("raw").spec.executor
+    assert isinstance(executor, DockerSpec) and executor.cap_add == ("NET_RAW",)
     assert int(status_fields(client.logs(raw.id))["CapEff"], 16) == 1 << 13  # CAP_NET_RAW
     status = status_fields(client.logs(nobody.id))
     assert status["Uid"].split() == ["65534"] * 4

@@ -124,7 +124,7 @@ def test_a_job_sees_the_basics_and_its_own_variables_but_none_of_the_workers_sec
     job = finished(client, client.submit("env", environment={"RUN_LABEL": "r1"}).id)
 
     assert job.state is JobState.SUCCEEDED, job.status_reason
-    env = json.loads(client.logs(job.id)) if kind == "process" else job.result
+    env: Any = json.loads(client.logs(job.id)) if kind == "process" else job.result
     assert isinstance(env, dict)
     for basic in ("PATH", "HOME", "LANG", "LC_ALL", "TZ"):
         assert env[basic] == os.environ[basic], basic
@@ -478,8 +478,9 @@ def test_a_module_planted_in_the_workers_folder_does_not_shadow_an_installed_one
     for job in (inline, isolated):
         ran = client.get(job.id)
         assert ran.state is JobState.SUCCEEDED, client.logs(job.id)
-        assert isinstance(ran.result, dict)
-        assert not ran.result["tabnanny"].startswith(str(project)), ran.result["tabnanny"]
-        path: list[str] = ran.result["path"]
+        result: Any = ran.result
+        assert isinstance(result, dict)
+        assert not result["tabnanny"].startswith(str(project)), result["tabnanny"]
+        path: list[str] = result["path"]
         site_packages = next(i for i, entry in enumerate(path) if "site-packages" in entry)
         assert path.index(str(project)) > site_packages, path
