@@ -5,6 +5,7 @@ The file is ``<home>/config.toml`` (optional)::
     url = "sqlite:////var/lib/dockyard/dockyard.db"
     log_dir = "/var/log/dockyard"
     retention_days = 7
+    objects_url = "s3://bucket/prefix"
 
 Nothing else in Dockyard reads the environment for its configuration.
 
@@ -39,6 +40,7 @@ ENVIRONMENT = {
     "log_dir": "DOCKYARD_LOG_DIR",
     "token": "DOCKYARD_TOKEN",
     "retention_days": "DOCKYARD_RETENTION_DAYS",
+    "objects_url": "DOCKYARD_OBJECTS_URL",
 }
 DEFAULT_RETENTION_DAYS = 7.0
 
@@ -51,6 +53,9 @@ class Settings:
     url: str
     #: Where attempt logs go: ``<home>/logs`` by default.
     log_dir: Path
+    #: Where inputs, outputs and finished logs live: ``file://<home>/objects`` by default, or
+    #: ``s3://bucket/prefix`` (region, credentials and endpoint from the usual ``AWS_*`` settings).
+    objects_url: str
     #: The bearer token for a server URL; ``<home>/token`` when not given.
     token: str | None = None
     #: Finished jobs are pruned (with their attempts and logs) this many days after they end.
@@ -109,6 +114,7 @@ class Settings:
         log_dir: str | Path | None = None,
         token: str | None = None,
         retention_days: float | None = None,
+        objects_url: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
         env = os.environ if environ is None else environ
@@ -132,6 +138,12 @@ class Settings:
             if retention_days is not None
             else env.get("DOCKYARD_RETENTION_DAYS") or file.get("retention_days"),
         )
+        objects_url = (
+            objects_url
+            or env.get("DOCKYARD_OBJECTS_URL")
+            or str(file.get("objects_url") or "")
+            or (home_path / "objects").absolute().as_uri()
+        )
         hosts = env.get("DOCKYARD_HTTP_ALLOWED_HOSTS")
         if hosts is None and "http_allowed_hosts" in file:
             hosts = ",".join(str(host) for host in file["http_allowed_hosts"])  # type: ignore[attr-defined]
@@ -141,6 +153,7 @@ class Settings:
             log_dir=Path(log_dir).expanduser(),
             token=token or env.get("DOCKYARD_TOKEN") or None,
             retention_days=DEFAULT_RETENTION_DAYS if retention is None else retention,
+            objects_url=objects_url,
             http_allowed_hosts=None
             if hosts is None
             else tuple(host.strip().lower() for host in hosts.split(",") if host.strip()),
@@ -253,6 +266,7 @@ _FILE_SETTINGS: dict[str, tuple[type, ...]] = {
     "url": (str,),
     "log_dir": (str,),
     "retention_days": (int, float),
+    "objects_url": (str,),
     "http_allowed_hosts": (list,),
     **POLICY_FILE_SETTINGS,
 }
