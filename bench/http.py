@@ -50,6 +50,11 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
+#: The server the jobs call is on 127.0.0.1: a PostgreSQL store's workers refuse private
+#: addresses unless told (dockyard/policy.py).
+_ENVIRON = {"DOCKYARD_HTTP_ALLOW_PRIVATE": "true"}
+
+
 def serve(port: int) -> None:
     """The bench server: as fast as a server can be, so the clients are what is measured."""
 
@@ -117,7 +122,7 @@ def _dockyard_throughput(url: str, n: int, in_flight: int, backend: str) -> floa
     from dockyard.settings import Settings
 
     with fresh_store(backend, DEFAULT_POSTGRES_URL) as store:
-        settings = Settings.resolve(home=store.home, url=store.url, environ={})
+        settings = Settings.resolve(home=store.home, url=store.url, environ=_ENVIRON)
         with dockyard.DirectClient(settings) as client:
             client.register({"executor": "http", "method": "GET", "url": url}, name="get")
             client.submit_requests([dockyard.SubmitRequest(definition="get") for _ in range(n)])
@@ -150,7 +155,7 @@ def _dockyard_latencies(url: str, m: int, backend: str) -> list[float]:
     from dockyard.settings import Settings
 
     with fresh_store(backend, DEFAULT_POSTGRES_URL) as store:
-        settings = Settings.resolve(home=store.home, url=store.url, environ={})
+        settings = Settings.resolve(home=store.home, url=store.url, environ=_ENVIRON)
         with dockyard.DirectClient(settings) as client:
             client.register({"executor": "http", "method": "GET", "url": url}, name="get")
             worker = WorkerThread(settings, WorkerConfig(concurrency=4)).start()

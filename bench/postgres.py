@@ -202,6 +202,9 @@ class Workers:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
         env["DOCKYARD_HOME"] = str(store.home)
         env["DOCKYARD_URL"] = store.url
+        # A PostgreSQL store offers docker, http and lambda by default (dockyard/policy.py): the
+        # bench's jobs are python functions, so its workers opt in.
+        env["DOCKYARD_EXECUTORS"] = "process,python,docker,http,lambda"
         argv = [sys.executable, "-m", "dockyard", "worker", "--concurrency", str(concurrency)]
         if burst:
             argv.append("--burst")
@@ -391,9 +394,11 @@ def scenario_throughput(args: ScenarioArgs) -> dict[str, Any]:
         with dockyard.connect(store.url, home=store.home) as client:
             client.register(DEFINITION, name="bench")
             submit_seconds = _submit_bulk(client, args.n)
+        before = _table_writes(store)
         with Workers(store, args.processes, args.concurrency, burst=True) as workers:
             wall = workers.wait(timeout=900)
         states = _states(store)
+        writes = _writes_per_job(before, _table_writes(store, settle=before), args.n)
         if states.get("SUCCEEDED", 0) != args.n:
             raise RuntimeError(f"expected {args.n} SUCCEEDED jobs, found {states}")
         ((first, last),) = sql_rows(
@@ -412,7 +417,53 @@ def scenario_throughput(args: ScenarioArgs) -> dict[str, Any]:
             "submit_seconds": submit_seconds,
             "jobs_per_worker": [int(count) for _, count in per_worker],
             "states": states,
+            "writes_per_job": writes,
         }
+
+
+_WRITE_COUNTERS = ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_tup_del")
+
+
+def _table_writes(
+    store: Store, settle: dict[str, dict[str, int]] | None = None
+) -> dict[str, dict[str, int]]:
+    """PostgreSQL's row-write counters of ``jobs`` and ``attempts`` in the store's schema.
+
+    A backend reports its counters at most once a second, and at its exit: with ``settle`` (the
+    counters before the drain), read until they moved and then held still for a moment."""
+    if store.backend != "postgres":
+        return {}
+    sql = (
+        f"SELECT relname, {', '.join(_WRITE_COUNTERS)} FROM pg_stat_user_tables"
+        " WHERE schemaname = %s AND relname IN ('jobs', 'attempts')"
+    )
+
+    def read() -> dict[str, dict[str, int]]:
+        rows = sql_rows(store, sql, (store.schema,))
+        return {
+            str(row[0]): dict(zip(_WRITE_COUNTERS, map(int, row[1:]), strict=True)) for row in rows
+        }
+
+    current = read()
+    deadline = time.monotonic() + 5.0
+    while settle is not None and time.monotonic() < deadline:
+        time.sleep(0.5)  # a bench, not a test: the counters have no event to wait for
+        again = read()
+        if again == current and again != settle:
+            break
+        current = again
+    return current
+
+
+def _writes_per_job(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], n: int
+) -> dict[str, float]:
+    """Row writes per job during the drain, by table and counter (``jobs.n_tup_upd``…)."""
+    return {
+        f"{table}.{counter}": (after[table][counter] - before.get(table, {}).get(counter, 0)) / n
+        for table in sorted(after)
+        for counter in _WRITE_COUNTERS
+    }
 
 
 # -- (c) claim time vs history -------------------------------------------------------------------
@@ -862,6 +913,9 @@ def _summarise(case: Case, all_runs: list[dict[str, Any]]) -> dict[str, Any]:
         summary["median_spawn_to_exit_seconds"] = median(
             [run["spawn_to_exit_seconds"] for run in runs]
         )
+        writes = [run["writes_per_job"] for run in runs if run.get("writes_per_job")]
+        if writes:
+            summary["writes_per_job"] = {key: median([w[key] for w in writes]) for key in writes[0]}
     else:
         summary["median_claim_ms"] = median([run["claim_ms"]["p50"] for run in runs])
         summary["p95_claim_ms"] = median([run["claim_ms"]["p95"] for run in runs])
@@ -929,15 +983,25 @@ def render_tables(summaries: dict[str, dict[str, Any]], ratios: dict[str, Any]) 
     if b:
         lines = [
             "| (b) no-op Python jobs | N | jobs/s (median) | min–max jobs/s"
-            " | first start → last finish s | spawn → exit s |",
-            "|---|--:|--:|--:|--:|--:|",
+            " | first start → last finish s | spawn → exit s"
+            " | per job: jobs upd (HOT) | attempts ins / upd (HOT) |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for s in b:
+            w = s.get("writes_per_job") or {}
+            jobs = attempts = "—"
+            if w:
+                jobs = f"{w['jobs.n_tup_upd']:.2f} ({w['jobs.n_tup_hot_upd']:.2f})"
+                attempts = (
+                    f"{w['attempts.n_tup_ins']:.2f} / {w['attempts.n_tup_upd']:.2f}"
+                    f" ({w['attempts.n_tup_hot_upd']:.2f})"
+                )
             lines.append(
                 f"| {s['backend']}, {s['processes']} process(es) × c={s['concurrency']}"
                 f" | {s['n']:,} | {s['median_jobs_per_s']:,.0f}"
                 f" | {s['min_jobs_per_s']:,.0f}–{s['max_jobs_per_s']:,.0f}"
-                f" | {s['median_seconds']:.2f} | {s['median_spawn_to_exit_seconds']:.2f} |"
+                f" | {s['median_seconds']:.2f} | {s['median_spawn_to_exit_seconds']:.2f}"
+                f" | {jobs} | {attempts} |"
             )
         parts.append("\n".join(lines))
     c = [s for s in summaries.values() if s["part"] == "c"]

@@ -27,7 +27,7 @@ from dockyard.errors import StorageError
 from dockyard.runtime import Maintenance, MaintenanceConfig, Worker
 from dockyard.runtime.leases import EXIT_UNSTOPPABLE
 from dockyard.settings import Settings
-from tests.conftest import FakeClock, wait_until
+from tests.conftest import FakeClock, WorkerThread, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,7 +80,7 @@ class Store:
         return getattr(self._real, name)
 
 
-class BrokenStoreWorker:
+class BrokenStoreWorker(WorkerThread):
     """A production worker in a thread; ``breaks(real_jobs)`` returns the verbs to replace."""
 
     def __init__(
@@ -90,56 +90,21 @@ class BrokenStoreWorker:
         breaks: Callable[[Any], dict[str, Callable[..., Any]]],
         clock: Any = None,
     ) -> None:
-        self.settings, self.config, self.breaks, self.clock = settings, config, breaks, clock
-        self.worker: Worker | None = None
+        super().__init__(settings, config, clock)
+        self.breaks = breaks
         self.exits: list[int] = []
-        self.error: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, daemon=True)
 
-    def start(self) -> BrokenStoreWorker:
-        self._thread.start()
-        assert self._ready.wait(30), "the worker did not start"
-        if self.error is not None:
-            raise self.error
-        return self
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as error:
-            self.error = error
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        app = await Dockyard.open(self.settings, clock=self.clock)
-        try:
-            core = app._core
-            store = Store(core.storage, Jobs(core.storage.jobs, **self.breaks(core.storage.jobs)))
-            self._loop = asyncio.get_running_loop()
-            self.worker = Worker(
-                storage=store,
-                executors=core.executors(),
-                logs=core.logs,
-                clock=core.clock,
-                config=self.config,
-                exit_process=self.exits.append,
-            )
-            task = asyncio.create_task(self.worker.run())
-            await self.worker.started.wait()
-            self._ready.set()
-            await task
-        finally:
-            await app.close()
-
-    def stop(self) -> None:
-        if self._loop is not None and self.worker is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self.worker.stop)
-        self._thread.join(60)
-        assert not self._thread.is_alive(), "the worker did not stop"
-        if self.error is not None:
-            raise self.error
+    def _make_worker(self, app: Dockyard) -> Worker:
+        core = app._core
+        store = Store(core.storage, Jobs(core.storage.jobs, **self.breaks(core.storage.jobs)))
+        return Worker(
+            storage=store,
+            executors=core.executors(),
+            logs=core.logs,
+            clock=core.clock,
+            config=self.config,
+            exit_process=self.exits.append,
+        )
 
 
 @pytest.fixture
@@ -158,10 +123,19 @@ def broken_worker(settings: Settings) -> Iterator[Callable[..., BrokenStoreWorke
         worker.stop()
 
 
-def register_hold(client: Client, name: str = "hold", **fields: Any) -> None:
+def submit_hold(
+    client: Client, folder: Path, *, released: bool = False, **fields: Any
+) -> tuple[Job, Path, Path]:
+    """Register :func:`hold` (with ``fields``) and submit one job of it: the job, and its trace
+    and release files in ``folder`` (the release already there when ``released``)."""
     client.register(
-        {"executor": "python", "function": "tests.test_worker_leases:hold", **fields}, name=name
+        {"executor": "python", "function": "tests.test_worker_leases:hold", **fields}, name="hold"
     )
+    trace, release = folder / "trace", folder / "release"
+    if released:
+        release.touch()
+    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    return job, trace, release
 
 
 # -- 1. a lease starts when the claim is applied ------------------------------------------------
@@ -184,19 +158,14 @@ def test_a_claim_that_returns_with_its_lease_nearly_spent_renews_it_before_the_s
 
         async def heartbeat(beat: Any) -> Any:
             if beat.lease_until is not None:
-                events.extend(("renew", job_id) for job_id in beat.job_ids)
+                # Whether the body had begun when its lease was renewed (the claim wrote the
+                # job RUNNING: a python job's claim starts its attempt, issue 22).
+                events.extend((f"renew after {runs(trace)}", job_id) for job_id in beat.job_ids)
             return await real.heartbeat(beat)
 
-        async def apply(transitions: Any) -> Any:
-            events.extend((t.to.value, t.job_id) for t in transitions)
-            return await real.apply(transitions)
+        return {"claim": claim, "heartbeat": heartbeat}
 
-        return {"claim": claim, "heartbeat": heartbeat, "apply": apply}
-
-    register_hold(client)
-    trace, release = tmp_path / "trace", tmp_path / "release"
-    release.touch()
-    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    job, trace, _ = submit_hold(client, tmp_path, released=True)
     broken_worker(breaks, clock=clock, concurrency=1, lease_seconds=30)
 
     done = client.wait(job.id, timeout=WAIT)
@@ -205,7 +174,7 @@ def test_a_claim_that_returns_with_its_lease_nearly_spent_renews_it_before_the_s
     (attempt,) = done.attempts
     assert attempt.counted and attempt.reason is None
     assert runs(trace) == ["start", "end"]
-    assert events.index(("renew", job.id)) < events.index(("RUNNING", job.id))
+    assert events[0] == ("renew after []", job.id)  # renewed before the body began
 
 
 def test_a_claimed_job_whose_lease_cannot_be_renewed_is_handed_back_unstarted(
@@ -235,10 +204,7 @@ def test_a_claimed_job_whose_lease_cannot_be_renewed_is_handed_back_unstarted(
 
         return {"claim": claim, "heartbeat": heartbeat, "apply_and_claim": apply_and_claim}
 
-    register_hold(client)
-    trace, release = tmp_path / "trace", tmp_path / "release"
-    release.touch()
-    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    job, trace, _ = submit_hold(client, tmp_path, released=True)
     broken_worker(breaks, clock=clock, concurrency=1, lease_seconds=30)
 
     def handed_back() -> Job | None:
@@ -280,9 +246,7 @@ def test_a_renewal_that_fails_for_a_connection_error_is_retried_not_taken_as_los
 
         return {"heartbeat": heartbeat}
 
-    register_hold(client)
-    trace, release = tmp_path / "trace", tmp_path / "release"
-    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    job, trace, release = submit_hold(client, tmp_path)
     broken_worker(breaks, concurrency=1, lease_seconds=2)
     wait_until(lambda: runs(trace), timeout=WAIT, what="the function to start")
     wait_until(lambda: renewed >= 3, timeout=WAIT, what="three renewals after the failures")
@@ -311,9 +275,7 @@ def test_an_inline_function_whose_lease_cannot_be_renewed_ends_the_worker_proces
 
         return {"heartbeat": heartbeat}
 
-    register_hold(client)
-    trace, release = tmp_path / "trace", tmp_path / "release"
-    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    job, trace, release = submit_hold(client, tmp_path)
     caplog.set_level(logging.CRITICAL, logger="dockyard.worker")
     worker = broken_worker(breaks, concurrency=1, lease_seconds=1.5)
     wait_until(lambda: runs(trace), timeout=WAIT, what="the function to start")
@@ -335,9 +297,7 @@ def test_an_inline_function_past_its_timeout_keeps_its_lease_until_it_returns(
     # The job fails at its timeout while its thread runs on: the worker keeps renewing the
     # lease (the job is no longer active, the lease is still its own) and does not end itself,
     # and a retry is refused until the function has returned.
-    register_hold(client, timeout=1)
-    trace, release = tmp_path / "trace", tmp_path / "release"
-    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    job, trace, release = submit_hold(client, tmp_path, timeout=1)
     worker = broken_worker(lambda real: {}, concurrency=1, lease_seconds=1.5)
 
     failed = client.wait(job.id, timeout=WAIT)
@@ -402,9 +362,7 @@ def test_an_attempt_claimed_beside_an_older_one_on_the_same_worker_waits_for_it(
 
         return {"heartbeat": heartbeat}
 
-    register_hold(client, retry={"attempts": 3, "backoff_base": 0})
-    trace, release = tmp_path / "trace", tmp_path / "release"
-    job = client.submit("hold", payload={"trace": str(trace), "release": str(release)})
+    job, trace, release = submit_hold(client, tmp_path, retry={"attempts": 3, "backoff_base": 0})
     worker = broken_worker(breaks, concurrency=2, lease_seconds=1.5)
     wait_until(lambda: runs(trace), timeout=WAIT, what="the function to start")
     wait_until(lambda: worker.exits, timeout=WAIT, what="the worker to want to end itself")
@@ -421,7 +379,8 @@ def test_an_attempt_claimed_beside_an_older_one_on_the_same_worker_waits_for_it(
     wait_until(lambda: running.running == 2, timeout=WAIT, what="the job to be claimed again")
 
     again = client.get(job.id)
-    assert again.state is JobState.STARTING and len(again.attempts) == 2
+    # Claimed RUNNING (a python job's claim starts its attempt, issue 22), its body waits.
+    assert again.state is JobState.RUNNING and len(again.attempts) == 2
     assert runs(trace) == ["start"]
     release.touch()
 

@@ -5,8 +5,12 @@ to and the fields that change with it. Storage applies it with one guarded write
 (``UPDATE … WHERE id = ? AND state IN (…)``); when no row matches, the transition lost a race
 (the job was cancelled, rescued or finished meanwhile) and is reported as not applied, never forced.
 
-The claim (RUNNABLE → STARTING) is done by storage in bulk for speed; it uses :data:`CLAIM` so that
-the edge is still defined here.
+The claim is done by storage in bulk for speed; it uses :data:`CLAIM` (RUNNABLE → STARTING) so
+that the edge is still defined here, or :data:`CLAIM_STARTED` (RUNNABLE → RUNNING) for a job whose
+executor begins its attempt at once (nothing to prepare: an inline function, an HTTP call): such a
+claim also starts the attempt, so a fast job is written twice, at its claim and at its end,
+instead of three times (claim, :func:`start`, end). Its ``Job State Change`` events go RUNNABLE →
+RUNNING.
 
 **A lease outlives its job's state while the attempt's body runs** (docs/guarantees.md). A job's
 ``worker_id`` and ``lease_expires_at`` say which worker still runs a body for it, until when; they
@@ -35,6 +39,7 @@ from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 
 __all__ = [
     "CLAIM",
+    "CLAIM_STARTED",
     "EDGES",
     "AttemptEnd",
     "Edge",
@@ -54,7 +59,7 @@ S = JobState
 EDGES: Mapping[JobState, frozenset[JobState]] = {
     S.SUBMITTED: frozenset({S.PENDING, S.RUNNABLE, S.CANCELLED}),
     S.PENDING: frozenset({S.RUNNABLE, S.FAILED, S.CANCELLED}),
-    S.RUNNABLE: frozenset({S.STARTING, S.CANCELLED}),
+    S.RUNNABLE: frozenset({S.STARTING, S.RUNNING, S.CANCELLED}),
     S.STARTING: frozenset({S.RUNNING, S.RUNNABLE, S.FAILED, S.CANCELLED}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.RUNNABLE, S.CANCELLED}),
     # Terminal states move only when a person asks for a retry (a dead-letter redrive).
@@ -73,6 +78,8 @@ class Edge:
 
 
 CLAIM = Edge(frozenset({S.RUNNABLE}), S.STARTING)
+#: The claim of a job whose executor starts at once: claimed and started in one write.
+CLAIM_STARTED = Edge(frozenset({S.RUNNABLE}), S.RUNNING)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +98,9 @@ class AttemptEnd:
     counted: bool = True
     #: The container image that ran, as ``reference@digest``.
     image: str | None = None
+    #: The attempt's body never began (handed back before it ran): a start its claim wrote is
+    #: voided, and so is the job's when it was this attempt's.
+    unstarted: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,8 +243,10 @@ def rescue(job: Job, policy: RetryPolicy, *, now: datetime, rng: random.Random) 
     )
 
 
-def release(job: Job, worker_id: str, now: datetime) -> Transition:
-    """Hand a running job back at shutdown: runnable at once, and the attempt does not count."""
+def release(job: Job, worker_id: str, now: datetime, *, unstarted: bool = False) -> Transition:
+    """Hand a running job back at shutdown: runnable at once, and the attempt does not count.
+    ``unstarted``: its body never began (a claim handed back before its start), so the attempt
+    records no start, even one its claim wrote (:data:`CLAIM_STARTED`)."""
     return Transition(
         job_id=job.id,
         expected_from=ACTIVE_STATES,
@@ -249,6 +261,7 @@ def release(job: Job, worker_id: str, now: datetime) -> Transition:
             reason="Released",
             status_reason="Worker shut down before the attempt ended",
             counted=False,
+            unstarted=unstarted,
         ),
     )
 

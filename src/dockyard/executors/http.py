@@ -109,6 +109,8 @@ class HttpExecutor:
     """Runs ``http`` attempts, ``lambda`` ones (:meth:`invoke`) and rule webhooks
     (:meth:`post_event`) over one pool whose connections pass the egress gate."""
 
+    starts_at_once = True  # nothing to prepare: claimed RUNNING (executors/port.py)
+
     def __init__(
         self,
         allowed_hosts: Sequence[str] | None = None,
@@ -391,6 +393,8 @@ def _judge(spec: HttpSpec, answer: _Answer, context: ExecutionContext) -> Outcom
 
 class LambdaExecutor:
     """The ``lambda`` executor: shares the HTTP executor's connections and egress rules."""
+
+    starts_at_once = True  # nothing to prepare: claimed RUNNING (executors/port.py)
 
     def __init__(self, http: HttpExecutor) -> None:
         self._http = http

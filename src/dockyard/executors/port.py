@@ -31,6 +31,7 @@ __all__ = [
     "LeavesThingsBehind",
     "Leftover",
     "lease_key",
+    "starts_at_once",
 ]
 
 
@@ -96,6 +97,16 @@ class ExecutionContext:
 
 class Executor(Protocol):
     async def run(self, context: ExecutionContext) -> Outcome: ...
+
+
+def starts_at_once(executor: Executor) -> bool:
+    """Whether ``executor`` begins an attempt as soon as it is handed one, with nothing to
+    prepare (an inline function, an HTTP call): it says so with a class attribute
+    ``starts_at_once = True``. The worker's claim then moves its jobs straight to RUNNING with
+    their attempts started, and writes no separate start. An executor that prepares (pulls an
+    image, fetches inputs), or says nothing, has its jobs claimed STARTING and written RUNNING
+    as their attempts begin."""
+    return getattr(executor, "starts_at_once", False) is True
 
 
 @runtime_checkable

@@ -125,6 +125,8 @@ def _result_outcome(result: object) -> Outcome:
 
 
 class PythonExecutor:
+    starts_at_once = True  # nothing to prepare: claimed RUNNING (executors/port.py)
+
     def __init__(
         self,
         base_environment: Mapping[str, str],

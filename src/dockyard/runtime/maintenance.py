@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from dockyard.domain import transitions
 from dockyard.domain.clock import Clock
@@ -133,20 +134,18 @@ class Maintenance(LeaderService):
 
     async def prune_events(self) -> int:
         """Delete routed events, and delivered invocations, older than the retention."""
-        before = self._clock.now() - self.config.retention
-        pruned = 0
-        while True:
-            count = await self._storage.events.prune(before, self.config.batch_size)
-            pruned += count
-            if count < self.config.batch_size:
-                return pruned
+        return await self._prune_batches(self._storage.events.prune)
 
     async def prune_audit(self) -> int:
         """Delete audit entries older than the retention, batch by batch; return how many."""
+        return await self._prune_batches(self._storage.audit.prune)
+
+    async def _prune_batches(self, prune: Callable[[datetime, int], Awaitable[int]]) -> int:
+        """Call ``prune(before, batch_size)`` until a batch comes back short; the total."""
         before = self._clock.now() - self.config.retention
         pruned = 0
         while True:
-            count = await self._storage.audit.prune(before, self.config.batch_size)
+            count = await prune(before, self.config.batch_size)
             pruned += count
             if count < self.config.batch_size:
                 return pruned

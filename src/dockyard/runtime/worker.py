@@ -44,12 +44,19 @@ from dockyard.domain.jobs import effective_spec
 from dockyard.domain.outcomes import Outcome, OutcomeKind
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId
 from dockyard.domain.states import TERMINAL_STATES, JobState
-from dockyard.executors.port import Closes, ExecutionContext, Executor, LeavesThingsBehind
+from dockyard.executors.port import (
+    Closes,
+    ExecutionContext,
+    Executor,
+    LeavesThingsBehind,
+    starts_at_once,
+)
 from dockyard.logs.port import LogStore
 from dockyard.runtime.leases import LeaseKeeper, Running
 from dockyard.runtime.leftovers import LeftoverSweep
 from dockyard.runtime.maintenance import Maintenance
 from dockyard.runtime.service import Service
+from dockyard.runtime.shutdown import shut_down
 from dockyard.storage.ports import ClaimRequest, Storage, WorkerInfo
 from dockyard.storage.ports.jobs import LeaseEnd
 
@@ -117,6 +124,8 @@ class Worker(Service):
         offered = executors.keys() if config.executors is None else config.executors
         self._executors = {kind: executors[kind] for kind in offered if kind in executors}
         self.executors = tuple(self._executors)  # the kinds offered, of the jobs it claims
+        # Their jobs are claimed RUNNING, their attempts started by the claim: no start write.
+        self._at_once = tuple(k for k, e in self._executors.items() if starts_at_once(e))
         self._logs = logs
         self._clock = clock
         self._rng = rng or random.Random()
@@ -161,7 +170,11 @@ class Worker(Service):
             self._announce_started()
             await self._claim_loop()
         finally:
-            await self._shut_down()
+            await shut_down(
+                self._running,
+                grace=self.config.shutdown_grace,
+                check=self.config.check_seconds,
+            )
             for helper in helpers:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -213,6 +226,7 @@ class Worker(Service):
             now=now,
             lease_until=now + timedelta(seconds=self.config.lease_seconds),
             executors=self.executors,
+            starts_at_once=self._at_once,
         )
 
     async def _sleep(self, token: int, *, free: int) -> None:
@@ -276,12 +290,7 @@ class Worker(Service):
                 return
             definition = await self._definition(job)
             spec = effective_spec(definition, job)
-            # The start is written while the attempt begins, saving a round trip per job; if it
-            # does not apply (the job was cancelled since its claim), the attempt is stopped.
-            started = asyncio.ensure_future(
-                self._apply(transitions.start(job, self.id, self._clock.now()))
-            )
-            started.add_done_callback(lambda done: _stop_unless_started(done, running))
+            started = self._start(running)
             running.started = True
             outcome = await self._run_attempt(job, spec, running)
             if started.done() and started.exception() is None and not started.result():
@@ -302,6 +311,19 @@ class Worker(Service):
             self.jobs_done += 1
             self._wake.set()
 
+    def _start(self, running: Running) -> asyncio.Future[bool]:
+        """Write the start while the attempt begins, saving a round trip per job; if it does
+        not apply (the job was cancelled since its claim), the attempt is stopped. A job claimed
+        RUNNING (its kind starts at once) was started by its claim: nothing to write."""
+        if running.job.state is JobState.RUNNING:
+            done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            done.set_result(True)
+            return done
+        start = transitions.start(running.job, self.id, self._clock.now())
+        started = asyncio.ensure_future(self._apply(start))
+        started.add_done_callback(lambda done: _stop_unless_started(done, running))
+        return started
+
     async def _admit(self, running: Running) -> bool:
         """Whether a claimed job may start: not once the worker stops, and not on a lease that
         could not be renewed (a job claimed by a claim that waited through an outage)."""
@@ -309,7 +331,7 @@ class Worker(Service):
             await asyncio.wait({running.after})
         if self.stopping:
             # Claimed by a claim in flight at the stop: it never started, so it goes back.
-            await self._record(running, transitions.release(running.job, self.id, self._now()))
+            await self._record(running, self._unstarted(running))
             return False
         if running.renewal is None:
             return True
@@ -319,13 +341,16 @@ class Worker(Service):
                 "could not renew the lease of job %s before it ran out; handing it back",
                 running.job.id,
             )
-            await self._record(running, transitions.release(running.job, self.id, self._now()))
+            await self._record(running, self._unstarted(running))
             return False
         if running.job.id not in renewal.held:
             running.let_go = True  # cancelled meanwhile: the cancel closed the attempt
             return False
         self.leases.held(running, renewal.lease_until)
         return True
+
+    def _unstarted(self, running: Running) -> transitions.Transition:
+        return transitions.release(running.job, self.id, self._now(), unstarted=True)
 
     async def _end(self, running: Running, spec: DefinitionSpec, outcome: Outcome) -> None:
         """Record how the attempt ended; keep the lease while its body still runs."""
@@ -468,33 +493,3 @@ class Worker(Service):
             for (_, future), result in zip(batch, applied, strict=True):
                 future.set_result(result)
             self._launch_all(claimed)
-
-    def _tasks(self) -> list[asyncio.Task[None]]:
-        return [running.task for running in self._running.values() if running.task is not None]
-
-    async def _shut_down(self) -> None:
-        """Wait up to the grace for every running job (those launched meanwhile too), then stop
-        the rest; wait for all of them, bodies that cannot be stopped included."""
-        if not self._running:
-            return
-        grace = self.config.shutdown_grace
-        log.info("waiting up to %gs for %d running job(s)", grace, len(self._running))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while self._running and (left := deadline - loop.time()) > 0:
-            await asyncio.wait(self._tasks(), timeout=left)
-        for running in list(self._running.values()):
-            running.hand_back = True
-            running.cancelled.set()
-        warned: set[JobId] = set()
-        while self._running:
-            await asyncio.wait(self._tasks(), timeout=max(self.config.check_seconds, 0.05))
-            lingering = [r.job.id for r in self._running.values() if r.lingering]
-            if lingering and not warned.issuperset(lingering):
-                warned.update(lingering)
-                log.warning(
-                    "the grace is over but %d inline function(s) cannot be stopped: waiting for"
-                    " them to return, their leases kept (jobs %s)",
-                    len(lingering),
-                    ", ".join(sorted(lingering)),
-                )

@@ -47,6 +47,11 @@ class ClaimRequest:
     ``executors`` are the kinds the worker offers (None: every kind): a job is claimed only by a
     worker that offers its definition's kind, and waits RUNNABLE until one does. A job stored
     without a kind (its definition revision was not found at submit) is any worker's.
+
+    ``starts_at_once`` are the kinds whose attempts the worker begins at once: their jobs go
+    straight to RUNNING (``transitions.CLAIM_STARTED``) with their attempt started at ``now``
+    (and the job's ``started_at`` set, if it is its first start), so that the worker writes no
+    separate start. Jobs of other kinds (those that prepare, like an image pull) go to STARTING.
     """
 
     worker_id: str
@@ -55,6 +60,7 @@ class ClaimRequest:
     now: datetime
     lease_until: datetime
     executors: tuple[str, ...] | None = None
+    starts_at_once: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,7 +99,8 @@ class JobStore(Protocol):
 
     async def claim(self, request: ClaimRequest) -> builtins.list[Job]:
         """Claim runnable jobs of the kinds the request offers, in priority then submission
-        order, keeping groups one at a time."""
+        order, keeping groups one at a time; open each one's attempt (started, and the job
+        RUNNING, for the kinds that start at once)."""
         ...
 
     async def apply(self, transitions: Sequence[Transition]) -> builtins.list[bool]:

@@ -5,11 +5,12 @@
 - **Claims in batches**: one statement picks up to ``limit`` runnable jobs of the executor kinds
   the worker offers in claim order with ``FOR UPDATE SKIP LOCKED`` (so workers on many hosts
   never wait on each other or take the same job), moves them to STARTING and opens their
-  attempts (:func:`claim_sql`).
-- **Batched completions**: the transitions a worker collected go to the server in one pipeline,
-  one round trip and one commit for the batch, with the next claim in the same transaction
-  (``_apply_all``). Each is one guarded ``UPDATE … WHERE id = … AND state = ANY(…)``: zero
-  rows is a conflict, never a silent overwrite.
+  attempts (:func:`claim_sql`); jobs whose executor starts at once go to RUNNING, their
+  attempts started by the same statement.
+- **Batched completions**: the transitions a worker collected are written in one transaction,
+  one statement per table and shape (``job_transitions.apply_all``), with the next claim in the
+  same transaction. Each is guarded (``… WHERE id = … AND state = ANY(…)``): zero rows is a
+  conflict, never a silent overwrite.
 
 The statements are in ``sql/jobs.sql``; only the guarded update, whose SET list depends on the
 transition, and :meth:`PostgresJobs.select` (``storage/sql.py``) are assembled here.
@@ -22,21 +23,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from dockyard.domain.records import Attempt, Job, JobId, NewJob
 from dockyard.domain.specs.registry import kind_names
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
-from dockyard.domain.transitions import CLAIM, Transition
+from dockyard.domain.transitions import CLAIM, CLAIM_STARTED, Transition
 from dockyard.storage.ports import ClaimRequest, Heartbeat, InsertedJob, JobQuery
 from dockyard.storage.ports.jobs import LeaseEnd
 from dockyard.storage.postgres.database import ROWS, Conn, Database
+from dockyard.storage.postgres.job_transitions import apply_all
 from dockyard.storage.postgres.queues import touch_worker
 from dockyard.storage.queries import Queries
 from dockyard.storage.rows import new_job_columns, new_job_record
-from dockyard.storage.sql import UPDATABLE_COLUMNS, list_jobs_sql
+from dockyard.storage.sql import list_jobs_sql
 
-__all__ = ["PostgresJobs", "claim_sql", "insert_jobs"]
+__all__ = ["CLAIM_SETTING", "PostgresJobs", "claim_sql", "insert_jobs"]
 
 _SQL = Queries.load("dockyard.storage.postgres", "jobs.sql")
 _INSERT = _SQL["insert"]
@@ -47,8 +47,6 @@ _ATTEMPTS_OF_JOB = _SQL["attempts_of_job"]
 _ATTEMPTS_OF_JOBS = _SQL["attempts_of_jobs"]
 _CLAIM = _SQL["claim"]
 _CLAIM_IN_QUEUES = _SQL["claim_in_queues"]
-_CLOSE_ATTEMPT = _SQL["close_attempt"]
-_START_ATTEMPT = _SQL["start_attempt"]
 _RENEW_LEASES = _SQL["renew_leases"]
 _HELD = _SQL["held"]
 _END_LEASES = _SQL["end_leases"]
@@ -57,18 +55,22 @@ _NEXT_RUNNABLE_AT = _SQL["next_runnable_at"]
 _NEXT_RUNNABLE_AT_IN_QUEUES = _SQL["next_runnable_at_in_queues"]
 _PRUNE_FINISHED = _SQL["prune_finished"]
 _STALE_STATISTICS = _SQL["stale_statistics"]
+_NO_SORT = _SQL["no_sort"]
+#: What the claim's transaction sets before the claim statement (see :func:`_claim`).
+CLAIM_SETTING = _NO_SORT
 
 # jobs.sql spells the CLAIM edge and the terminal states as literals, as the partial indexes of
 # schema.sql do; the domain remains their one definition, so a change there must reach the SQL.
 if (
     CLAIM.expected_from != {JobState.RUNNABLE}
     or CLAIM.to is not JobState.STARTING
+    or CLAIM_STARTED.expected_from != {JobState.RUNNABLE}
+    or CLAIM_STARTED.to is not JobState.RUNNING
     or TERMINAL_STATES != {JobState.CANCELLED, JobState.FAILED, JobState.SUCCEEDED}
 ):
     raise ImportError("sql/jobs.sql spells job states that domain/states.py no longer has")
 
 _ACTIVE = sorted(ACTIVE_STATES)
-_JSON_COLUMNS = frozenset({"payload", "result"})
 
 
 class PostgresJobs:
@@ -113,7 +115,7 @@ class PostgresJobs:
 
     async def apply(self, transitions: Sequence[Transition]) -> list[bool]:
         async def apply(conn: Conn) -> list[bool]:
-            applied = await _apply_all(conn, transitions)
+            applied = await apply_all(conn, transitions)
             if any(applied):
                 await self._database.notify(conn)
             return applied
@@ -124,7 +126,7 @@ class PostgresJobs:
         self, transitions: Sequence[Transition], request: ClaimRequest
     ) -> tuple[list[bool], list[Job]]:
         async def apply_and_claim(conn: Conn) -> tuple[list[bool], list[Job]]:
-            applied = await _apply_all(conn, transitions)
+            applied = await apply_all(conn, transitions)
             if any(applied):
                 await self._database.notify(conn)
             return applied, await _claim(conn, request)
@@ -262,14 +264,15 @@ def _kinds(executors: tuple[str, ...] | None) -> list[str]:
 
 def claim_sql(request: ClaimRequest) -> tuple[str, dict[str, Any]]:
     """The claim statement and its arguments: lock up to ``limit`` claimable jobs of the kinds
-    offered in claim order, skipping rows other workers hold, move them to STARTING and open
-    their attempts."""
+    offered in claim order, skipping rows other workers hold, move them to STARTING (RUNNING for
+    the kinds that start at once) and open their attempts."""
     args: dict[str, Any] = {
         "now": request.now,
         "limit": request.limit,
         "worker_id": request.worker_id,
         "lease_until": request.lease_until,
         "executors": _kinds(request.executors),
+        "starts_at_once": list(request.starts_at_once),
     }
     if request.queues is None:
         return _CLAIM, args
@@ -277,87 +280,21 @@ def claim_sql(request: ClaimRequest) -> tuple[str, dict[str, Any]]:
 
 
 async def _claim(conn: Conn, request: ClaimRequest) -> list[Job]:
-    """Move up to ``request.limit`` runnable jobs to STARTING and open an attempt for each."""
-    cursor = await conn.execute(*claim_sql(request))
-    return [ROWS.job(row) for row in await cursor.fetchall()]
+    """Move up to ``request.limit`` runnable jobs to STARTING (or RUNNING) and open an attempt
+    for each.
 
-
-async def _apply_all(conn: Conn, transitions: Sequence[Transition]) -> list[bool]:
-    """Every transition's guarded write, in as few statements as their shapes allow.
-
-    Transitions that write the same columns share one ``executemany`` (psycopg sends it as one
-    prepared statement, row after row, in a pipeline); a job with two transitions in the batch
-    (its start and its end) has them in successive rounds, so they apply in order.
+    The claim's plan must not depend on statistics: several indexes can serve ``state =
+    'RUNNABLE'`` (jobs_state, jobs_claim_order, jobs_runnable), and a planner that guesses a
+    small backlog (statistics older than a bulk submit) prices reading all of it and sorting it
+    like walking jobs_claim_order, and may pick the first: every claim then reads the whole
+    backlog (scale-findings §1). ``enable_sort = off`` for the claim's transaction leaves the
+    one plan that needs no sort of the candidates, in either case; ``jit = off`` with it, since
+    the penalty that setting adds to a sort's cost would otherwise make every claim worth
+    compiling (0.8 s a claim). Both are sent in the claim's pipeline: no round trip of their
+    own.
     """
-    applied = [False] * len(transitions)
-    rounds: list[list[int]] = []
-    seen: dict[JobId, int] = {}
-    for index, transition in enumerate(transitions):
-        depth = seen.get(transition.job_id, 0)
-        seen[transition.job_id] = depth + 1
-        if depth == len(rounds):
-            rounds.append([])
-        rounds[depth].append(index)
-    for indexes in rounds:
-        shapes: dict[str, list[int]] = {}
-        rows: dict[int, list[Any]] = {}
-        for index in indexes:
-            sql, args = _job_update(transitions[index])
-            shapes.setdefault(sql, []).append(index)
-            rows[index] = args
-        async with conn.cursor() as cursor:
-            for sql, members in shapes.items():
-                await cursor.executemany(sql, [rows[i] for i in members], returning=True)
-                for index in members:
-                    applied[index] = cursor.rowcount == 1
-                    cursor.nextset()
-        ends = [
-            transitions[i] for i in indexes if transitions[i].attempt_end is not None and applied[i]
-        ]
-        if ends:
-            await conn.cursor().executemany(_CLOSE_ATTEMPT, [_close_args(t) for t in ends])
-        starts = [
-            {"started_at": transitions[i].attempt_started_at, "job_id": transitions[i].job_id}
-            for i in indexes
-            if transitions[i].attempt_started_at is not None and applied[i]
-        ]
-        if starts:
-            await conn.cursor().executemany(_START_ATTEMPT, starts)
-    return applied
-
-
-def _close_args(transition: Transition) -> dict[str, Any]:
-    end = transition.attempt_end
-    assert end is not None
-    return {
-        "stopped_at": end.stopped_at,
-        "exit_code": end.exit_code,
-        "reason": end.reason,
-        "status_reason": end.status_reason,
-        "counted": end.counted,
-        "image": end.image,
-        "job_id": transition.job_id,
-    }
-
-
-def _job_update(transition: Transition) -> tuple[str, list[Any]]:
-    """The job's guarded update (``RETURNING`` a row when its guard held)."""
-    sets = ["state = %s", "status_reason = %s"]
-    args: list[Any] = [transition.to.value, transition.reason]
-    for column, value in transition.updates.items():
-        if column not in UPDATABLE_COLUMNS:
-            raise ValueError(f"transition may not set {column}")
-        sets.append(f"{column} = %s")
-        args.append(Jsonb(value) if column in _JSON_COLUMNS and value is not None else value)
-    where = "id = %s AND state = ANY(%s)"
-    args += [transition.job_id, sorted(transition.expected_from)]
-    if transition.expected_worker is not None:
-        where += " AND worker_id = %s"
-        args.append(transition.expected_worker)
-    if transition.lease_expired_before is not None:
-        where += " AND lease_expires_at < %s"
-        args.append(transition.lease_expired_before)
-    if transition.no_live_lease_at is not None:
-        where += " AND (lease_expires_at IS NULL OR lease_expires_at < %s)"
-        args.append(transition.no_live_lease_at)
-    return f"UPDATE jobs SET {', '.join(sets)} WHERE {where} RETURNING 1", args
+    sql, args = claim_sql(request)
+    async with conn.pipeline():
+        await conn.execute(_NO_SORT)
+        cursor = await conn.execute(sql, args)
+    return [ROWS.job(row) for row in await cursor.fetchall()]

@@ -192,11 +192,9 @@ CREATE INDEX jobs_leased ON jobs USING btree (lease_expires_at) WHERE (state = A
 
 CREATE INDEX jobs_open_groups ON jobs USING btree (group_key, seq) WHERE ((group_key IS NOT NULL) AND (state <> ALL (ARRAY['SUCCEEDED'::text, 'FAILED'::text, 'CANCELLED'::text])));
 
-CREATE INDEX jobs_queue_state ON jobs USING btree (queue, state);
-
 CREATE INDEX jobs_runnable ON jobs USING btree (queue, priority DESC, seq) WHERE (state = 'RUNNABLE'::text);
 
-CREATE INDEX jobs_runnable_due ON jobs USING btree (not_before) WHERE (state = 'RUNNABLE'::text);
+CREATE INDEX jobs_runnable_due ON jobs USING btree (not_before) WHERE ((state = 'RUNNABLE'::text) AND (not_before > created_at));
 
 CREATE INDEX jobs_state ON jobs USING btree (state, seq);
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from dockyard.domain.records import Attempt, Job, JobId, NewJob
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
-from dockyard.domain.transitions import CLAIM, Transition
+from dockyard.domain.transitions import CLAIM, CLAIM_STARTED, Transition
 from dockyard.storage.ports import ClaimRequest, Heartbeat, InsertedJob, JobQuery
 from dockyard.storage.ports.jobs import LeaseEnd
 from dockyard.storage.rows import new_job_columns, new_job_record
@@ -44,6 +44,7 @@ _SQL = load_queries("jobs.sql")
 
 # jobs.sql names these states as literals (partial indexes need constants): keep them in step.
 assert CLAIM.expected_from == frozenset({JobState.RUNNABLE}) and CLAIM.to is JobState.STARTING
+assert CLAIM_STARTED.expected_from == {JobState.RUNNABLE} and CLAIM_STARTED.to is JobState.RUNNING
 assert frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}) == TERMINAL_STATES
 
 #: The claimable job's conditions besides its state and time, shared by the claim and
@@ -54,6 +55,8 @@ _CLAIMABLE = {
 }
 _IN_QUEUES = fragment(_SQL, "in_queues")
 _OF_KINDS = fragment(_SQL, "of_kinds")
+_CLAIMED_STATE = fragment(_SQL, "claimed_state")
+_CLAIMED_STARTED = fragment(_SQL, "claimed_started")
 _EXPECTED_WORKER = fragment(_SQL, "expected_worker")
 _LEASE_EXPIRED = fragment(_SQL, "lease_expired")
 _NO_LIVE_LEASE = fragment(_SQL, "no_live_lease")
@@ -202,12 +205,21 @@ def _of_kinds(count: int | None) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _claim_sql(queue_count: int | None, kind_count: int | None = None) -> str:
+def _claim_sql(queue_count: int | None, kind_count: int | None = None, started: int = 0) -> str:
     """The claim from every queue (None) or from ``queue_count`` of them, of every executor kind
-    (None) or of ``kind_count`` of them."""
+    (None) or of ``kind_count`` of them, ``started`` of which start at once."""
     index = "jobs_runnable" if queue_count == 1 else "jobs_claim_order"
+    state, started_at = "'STARTING'", "started_at"
+    if started:
+        state = _CLAIMED_STATE.format(started=marks(started))
+        started_at = _CLAIMED_STARTED.format(started=marks(started))
     return _SQL["claim"].format(
-        index=index, queues=_in_queues(queue_count), kinds=_of_kinds(kind_count), **_CLAIMABLE
+        index=index,
+        state=state,
+        started=started_at,
+        queues=_in_queues(queue_count),
+        kinds=_of_kinds(kind_count),
+        **_CLAIMABLE,
     )
 
 
@@ -221,10 +233,13 @@ def _next_runnable_sql(queue_count: int | None, kind_count: int | None = None) -
 
 
 def claim_jobs(db: sqlite3.Connection, request: ClaimRequest) -> list[Job]:
-    """Move up to ``request.limit`` runnable jobs to STARTING and open an attempt for each, in
-    the caller's ``BEGIN IMMEDIATE`` transaction. The claim proper is the first statement run."""
-    queues, kinds = request.queues, request.executors
-    args: list[Any] = [
+    """Move up to ``request.limit`` runnable jobs to STARTING (RUNNING, their attempts started,
+    for the kinds that start at once) and open an attempt for each, in the caller's
+    ``BEGIN IMMEDIATE`` transaction. The claim proper is the first statement run."""
+    queues, kinds, started = request.queues, request.executors, request.starts_at_once
+    claimed_at = request.now.timestamp()
+    args: list[Any] = [*started, *started, claimed_at] if started else []
+    args += [
         request.worker_id,
         request.lease_until.timestamp(),
         request.now.timestamp(),
@@ -232,11 +247,20 @@ def claim_jobs(db: sqlite3.Connection, request: ClaimRequest) -> list[Job]:
         *(kinds or ()),
         request.limit,
     ]
-    rows = db.execute(_claim_sql(_count(queues), _count(kinds)), args).fetchall()
-    claimed_at = request.now.timestamp()
+    rows = db.execute(_claim_sql(_count(queues), _count(kinds), len(started)), args).fetchall()
+    running = JobState.RUNNING.value
     db.executemany(
         _SQL["open_attempt"],
-        [(row["id"], row["attempt_count"], request.worker_id, claimed_at) for row in rows],
+        [
+            (
+                row["id"],
+                row["attempt_count"],
+                request.worker_id,
+                claimed_at,
+                claimed_at if row["state"] == running else None,
+            )
+            for row in rows
+        ],
     )
     claimed = [ROWS.job(row) for row in rows]
     claimed.sort(key=lambda job: (-job.priority, job.created_at))
@@ -285,6 +309,8 @@ def _apply_one(db: sqlite3.Connection, transition: Transition) -> bool:
     applied = db.execute(sql, args).rowcount == 1
     end = transition.attempt_end
     if applied and end is not None:
+        if end.unstarted:
+            db.execute(_SQL["unstart_job"], (transition.job_id,))
         # An attempt is closed once, by the transition that ended it: by its worker, or first
         # by a cancel or a rescue. A transition whose guard failed closes nothing.
         db.execute(
@@ -296,6 +322,7 @@ def _apply_one(db: sqlite3.Connection, transition: Transition) -> bool:
                 end.status_reason,
                 int(end.counted),
                 end.image,
+                int(end.unstarted),
                 transition.job_id,
                 transition.job_id,
             ),

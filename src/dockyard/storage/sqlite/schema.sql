@@ -210,11 +210,10 @@ CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE state IN ('STARTING', 
 CREATE INDEX jobs_open_groups ON jobs (group_key, seq)
     WHERE group_key IS NOT NULL AND state NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED');
 
-CREATE INDEX jobs_queue_state ON jobs (queue, state);
-
 CREATE INDEX jobs_runnable ON jobs (queue, priority DESC, seq) WHERE state = 'RUNNABLE';
 
-CREATE INDEX jobs_runnable_due ON jobs (not_before) WHERE state = 'RUNNABLE';
+CREATE INDEX jobs_runnable_due ON jobs (not_before)
+    WHERE state = 'RUNNABLE' AND not_before > created_at;
 
 CREATE INDEX jobs_state ON jobs (state, seq);
 

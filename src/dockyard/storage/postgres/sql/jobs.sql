@@ -14,6 +14,13 @@
 --
 -- States are spelled as literals where a partial index needs them (RUNNABLE, the terminal
 -- states); jobs.py checks at import that they still match domain/states.py and the CLAIM edge.
+--
+-- jobs_runnable_due holds only the RUNNABLE jobs that wait for a time (not_before > created_at,
+-- migration 0009), a predicate the claims do not imply: they can walk only jobs_claim_order (or
+-- jobs_runnable for one queue) and stop after limit rows. When that index held every RUNNABLE
+-- job, a planner whose statistics predated the backlog (guessing one runnable job) read the
+-- whole backlog through it and sorted it, on every claim (scale-findings §1: 83 ms a claim).
+-- next_runnable_at repeats the predicate: a job due at its submission is claimable already.
 
 -- name: insert
 -- One statement for the whole batch. Rows go in request order, so that seq (the claim order)
@@ -53,9 +60,11 @@ SELECT * FROM attempts WHERE job_id = ANY(%(ids)s) ORDER BY job_id, number;
 
 -- name: claim
 -- Lock up to limit claimable jobs in claim order, skipping rows other workers hold, move them
--- from RUNNABLE to STARTING (the CLAIM edge) and open their attempts, in one statement. The
--- group check reads committed states, so the second job of a group stays blocked while the
--- first is being claimed elsewhere.
+-- from RUNNABLE to STARTING (the CLAIM edge) and open their attempts, in one statement. A job of
+-- a kind that starts at once (starts_at_once) goes to RUNNING instead (CLAIM_STARTED), its
+-- attempt started by the same statement: the worker writes no separate start. The group check
+-- reads committed states, so the second job of a group stays blocked while the first is being
+-- claimed elsewhere.
 WITH picked AS (
     SELECT j.seq FROM jobs j
     WHERE j.state = 'RUNNABLE' AND j.not_before <= %(now)s
@@ -68,14 +77,20 @@ WITH picked AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE jobs SET state = 'STARTING', worker_id = %(worker_id)s,
-        lease_expires_at = %(lease_until)s, status_reason = NULL,
+    UPDATE jobs SET
+        state = CASE WHEN jobs.executor = ANY(%(starts_at_once)s::text[])
+                     THEN 'RUNNING' ELSE 'STARTING' END,
+        started_at = COALESCE(jobs.started_at,
+            CASE WHEN jobs.executor = ANY(%(starts_at_once)s::text[]) THEN %(now)s END),
+        worker_id = %(worker_id)s, lease_expires_at = %(lease_until)s, status_reason = NULL,
         attempt_count = attempt_count + 1, attempts_used = attempts_used + 1
     FROM picked WHERE jobs.seq = picked.seq
     RETURNING jobs.*
 ), opened AS (
-    INSERT INTO attempts (job_id, number, claimed_at, worker_id)
-    SELECT id, attempt_count, %(now)s, %(worker_id)s FROM claimed
+    INSERT INTO attempts (job_id, number, claimed_at, started_at, worker_id)
+    SELECT id, attempt_count, %(now)s, CASE WHEN state = 'RUNNING' THEN %(now)s END,
+           %(worker_id)s
+    FROM claimed
 )
 SELECT * FROM claimed ORDER BY priority DESC, seq;
 
@@ -93,28 +108,53 @@ WITH picked AS (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE jobs SET state = 'STARTING', worker_id = %(worker_id)s,
-        lease_expires_at = %(lease_until)s, status_reason = NULL,
+    UPDATE jobs SET
+        state = CASE WHEN jobs.executor = ANY(%(starts_at_once)s::text[])
+                     THEN 'RUNNING' ELSE 'STARTING' END,
+        started_at = COALESCE(jobs.started_at,
+            CASE WHEN jobs.executor = ANY(%(starts_at_once)s::text[]) THEN %(now)s END),
+        worker_id = %(worker_id)s, lease_expires_at = %(lease_until)s, status_reason = NULL,
         attempt_count = attempt_count + 1, attempts_used = attempts_used + 1
     FROM picked WHERE jobs.seq = picked.seq
     RETURNING jobs.*
 ), opened AS (
-    INSERT INTO attempts (job_id, number, claimed_at, worker_id)
-    SELECT id, attempt_count, %(now)s, %(worker_id)s FROM claimed
+    INSERT INTO attempts (job_id, number, claimed_at, started_at, worker_id)
+    SELECT id, attempt_count, %(now)s, CASE WHEN state = 'RUNNING' THEN %(now)s END,
+           %(worker_id)s
+    FROM claimed
 )
 SELECT * FROM claimed ORDER BY priority DESC, seq;
 
--- name: close_attempt
--- Only for a transition that applied: the job's current attempt, if still open. An attempt is
--- closed once: by its worker, or first by a cancel or a rescue. The current one, not the one
--- the caller read: a cancel that read the job before a claim closes the attempt the claim
--- opened (see AttemptEnd in domain/transitions.py).
+-- name: no_sort
+-- Sent before each claim, in its transaction (jobs.py, _claim): a claim plan that sorts its
+-- candidates is never the right one. The sort's penalty (a cost of 1e10) would also cross
+-- jit_above_cost and compile every claim: JIT goes off with it.
+SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true);
+
+-- name: close_attempts
+-- Only for transitions that applied (job_transitions.py), one statement for a batch: each job's
+-- current attempt, if still open. An attempt is closed once: by its worker, or first by a cancel
+-- or a rescue. The current one, not the one the caller read: a cancel that read the job before a
+-- claim closes the attempt the claim opened (see AttemptEnd in domain/transitions.py). An
+-- unstarted end (a claim handed back before its body began) voids the start its claim wrote.
 UPDATE attempts a
-SET stopped_at = %(stopped_at)s, exit_code = %(exit_code)s, reason = %(reason)s,
-    status_reason = %(status_reason)s, counted = %(counted)s, image = %(image)s
-FROM jobs j
+SET stopped_at = v.stopped_at, exit_code = v.exit_code, reason = v.reason,
+    status_reason = v.status_reason, counted = v.counted, image = v.image,
+    started_at = CASE WHEN v.unstarted THEN NULL ELSE a.started_at END
+FROM unnest(%(job_ids)s::text[], %(stopped_at)s::timestamptz[], %(exit_codes)s::int[],
+            %(reasons)s::text[], %(status_reasons)s::text[], %(counted)s::bool[],
+            %(images)s::text[], %(unstarted)s::bool[])
+     AS v(job_id, stopped_at, exit_code, reason, status_reason, counted, image, unstarted)
+JOIN jobs j ON j.id = v.job_id
+WHERE a.job_id = j.id AND a.number = j.attempt_count AND a.stopped_at IS NULL;
+
+-- name: unstart_job
+-- Before close_attempt, for an unstarted end: the job's start, when its current attempt's claim
+-- wrote it (the job had not started before), is voided with the attempt's.
+UPDATE jobs j SET started_at = NULL
+FROM attempts a
 WHERE j.id = %(job_id)s AND a.job_id = j.id AND a.number = j.attempt_count
-  AND a.stopped_at IS NULL;
+  AND a.stopped_at IS NULL AND j.started_at = a.started_at;
 
 -- name: start_attempt
 -- Only for a start that applied: the job's current attempt, if no cancel closed it meanwhile.
@@ -148,7 +188,7 @@ LIMIT %(limit)s;
 -- name: next_runnable_at
 -- The earliest not-before time among jobs a claim could take, but for their time.
 SELECT j.not_before FROM jobs j
-WHERE j.state = 'RUNNABLE'
+WHERE j.state = 'RUNNABLE' AND j.not_before > j.created_at
   AND (j.group_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs g WHERE g.group_key = j.group_key AND g.seq < j.seq
         AND g.state NOT IN ('CANCELLED', 'FAILED', 'SUCCEEDED')))
@@ -159,7 +199,7 @@ LIMIT 1;
 
 -- name: next_runnable_at_in_queues
 SELECT j.not_before FROM jobs j
-WHERE j.state = 'RUNNABLE'
+WHERE j.state = 'RUNNABLE' AND j.not_before > j.created_at
   AND (j.group_key IS NULL OR NOT EXISTS (
       SELECT 1 FROM jobs g WHERE g.group_key = j.group_key AND g.seq < j.seq
         AND g.state NOT IN ('CANCELLED', 'FAILED', 'SUCCEEDED')))

@@ -50,9 +50,13 @@ SELECT * FROM attempts WHERE job_id IN ({ids}) ORDER BY job_id, number
 -- the planner takes jobs_state and sorts every runnable job, on every claim): jobs_claim_order
 -- (priority DESC, seq), or jobs_runnable (queue, priority DESC, seq) for one queue.
 -- The queues slot: nothing, or the in_queues fragment; the kinds slot: nothing (every kind), or
--- the of_kinds fragment. worker_id, lease_expires_at, now, [queues…], [kinds…], limit.
-UPDATE jobs SET state = 'STARTING', worker_id = ?, lease_expires_at = ?, status_reason = NULL,
-    attempt_count = attempt_count + 1, attempts_used = attempts_used + 1
+-- the of_kinds fragment. The state and started slots: 'STARTING' and started_at, or the
+-- claimed_state and claimed_started fragments when some kinds start at once (their jobs go to
+-- RUNNING, the CLAIM_STARTED edge, and the attempt jobs.py opens is started).
+-- [started kinds…, started kinds…, now,] worker_id, lease_expires_at, now, [queues…],
+-- [kinds…], limit.
+UPDATE jobs SET state = {state}, started_at = {started}, worker_id = ?, lease_expires_at = ?,
+    status_reason = NULL, attempt_count = attempt_count + 1, attempts_used = attempts_used + 1
 WHERE seq IN (
     SELECT j.seq FROM jobs j INDEXED BY {index}
     WHERE j.state = 'RUNNABLE' AND j.not_before <= ? {queues} {kinds}
@@ -61,9 +65,18 @@ WHERE seq IN (
 )
 RETURNING *
 
+-- name: claimed_state
+-- The started slot: the kinds that start at once.
+CASE WHEN executor IN ({started}) THEN 'RUNNING' ELSE 'STARTING' END
+
+-- name: claimed_started
+-- The started slot: the kinds that start at once; then now.
+COALESCE(started_at, CASE WHEN executor IN ({started}) THEN ? END)
+
 -- name: open_attempt
--- The attempt a claim opens. job id, number, worker_id, claimed_at.
-INSERT INTO attempts (job_id, number, worker_id, claimed_at) VALUES (?, ?, ?, ?)
+-- The attempt a claim opens (started when the claim moved its job to RUNNING).
+-- job id, number, worker_id, claimed_at, started_at.
+INSERT INTO attempts (job_id, number, worker_id, claimed_at, started_at) VALUES (?, ?, ?, ?, ?)
 
 -- name: next_runnable_at
 -- When the earliest claimable job that waits for its not-before time becomes runnable. Only jobs
@@ -74,7 +87,8 @@ INSERT INTO attempts (job_id, number, worker_id, claimed_at) VALUES (?, ?, ?, ?)
 -- nothing, or the of_kinds fragment (a job no worker here offers must not wake it, again and
 -- again).
 SELECT j.not_before FROM jobs j INDEXED BY jobs_runnable_due
-WHERE j.state = 'RUNNABLE' AND {group_head} AND {not_paused} {queues} {kinds}
+WHERE j.state = 'RUNNABLE' AND j.not_before > j.created_at
+  AND {group_head} AND {not_paused} {queues} {kinds}
 ORDER BY j.not_before LIMIT 1
 
 -- name: group_head
@@ -121,11 +135,21 @@ AND (lease_expires_at IS NULL OR lease_expires_at < ?)
 
 -- name: close_attempt
 -- Close the job's current attempt, if still open: run after the transition that ends it applied.
--- stopped_at, exit_code, reason, status_reason, counted, image, job id, job id.
+-- An unstarted end (a claim handed back before its body began) voids the start its claim wrote.
+-- stopped_at, exit_code, reason, status_reason, counted, image, unstarted, job id, job id.
 UPDATE attempts
-SET stopped_at = ?, exit_code = ?, reason = ?, status_reason = ?, counted = ?, image = ?
+SET stopped_at = ?, exit_code = ?, reason = ?, status_reason = ?, counted = ?, image = ?,
+    started_at = CASE WHEN ? THEN NULL ELSE started_at END
 WHERE job_id = ? AND number = (SELECT attempt_count FROM jobs WHERE id = ?)
 AND stopped_at IS NULL
+
+-- name: unstart_job
+-- Before close_attempt, for an unstarted end: the job's start, when its current attempt's claim
+-- wrote it (the job had not started before), is voided with the attempt's. job id.
+UPDATE jobs SET started_at = NULL
+WHERE id = ?1 AND started_at = (
+    SELECT a.started_at FROM attempts a
+    WHERE a.job_id = ?1 AND a.number = jobs.attempt_count AND a.stopped_at IS NULL)
 
 -- name: start_attempt
 -- The job's current attempt started. started_at, job id, job id.
