@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import pytest
 
@@ -121,7 +121,7 @@ class WorkerThread:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="test-worker", daemon=True)
 
-    def start(self) -> WorkerThread:
+    def start(self) -> Self:
         self._thread.start()
         if not self._ready.wait(30):
             raise TimeoutError("worker did not start")
@@ -140,13 +140,17 @@ class WorkerThread:
         app = await Dockyard.open(self.settings, clock=self.clock)
         try:
             self._loop = asyncio.get_running_loop()
-            self.worker = app.worker(self.config)
+            self.worker = self._make_worker(app)
             task = asyncio.create_task(self.worker.run())
             await self.worker.started.wait()
             self._ready.set()
             await task
         finally:
             await app.close()
+
+    def _make_worker(self, app: Dockyard) -> Worker:
+        """The worker to run, on the open ``app``: a subclass may build its own."""
+        return app.worker(self.config)
 
     def stop(self, timeout: float = 60) -> None:
         """Graceful stop (as SIGTERM does), then wait for the thread to end."""
@@ -411,6 +415,62 @@ def server(settings: Settings, tmp_path: Path) -> Iterator[ServerProcess]:
     process = ServerProcess(settings, tmp_path / "server.log")
     yield process
     process.close()
+
+
+# -- an S3-compatible server (moto's emulator) ------------------------------------------------
+
+#: scripts/services starts moto's S3 server here, once for the whole run (it is an emulator of
+#: S3, in memory; tests give each their own bucket).
+S3_ENDPOINT = os.environ.get("DOCKYARD_TEST_S3_ENDPOINT", "http://127.0.0.1:5055")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """The S3 emulator's URL, once it answers; skip (fail under CI=true) when it does not."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(S3_ENDPOINT, timeout=5):
+            pass
+    except urllib.error.HTTPError:
+        pass  # it answers (a server that wants a signature says 403): it is up
+    except OSError as error:
+        reason = (
+            f"no S3 server answers at {S3_ENDPOINT} ({error}); scripts/services starts moto's"
+            " (pip install -e '.[test]' installs it), or set DOCKYARD_TEST_S3_ENDPOINT"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return S3_ENDPOINT
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A new, empty bucket on the S3 emulator, and the AWS_* environment that reaches it (as a
+    deployment configures boto3: endpoint, region and keys; no ~/.aws file is read). The bucket
+    is emptied and removed after the test (the emulator keeps everything in memory)."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dockyard-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "dockyard-test-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    import boto3
+
+    bucket = f"dockyard-test-{uuid.uuid4().hex[:16]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    yield bucket
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", ())]
+        if keys:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    client.delete_bucket(Bucket=bucket)
+    client.close()
 
 
 # -- a Docker engine ----------------------------------------------------------------------------

@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
-import sys
 
 import pytest
 
 import dockyard
 from dockyard import AuthenticationError, JobState, PermissionDeniedError
 from dockyard.settings import Settings
-from tests.conftest import REPO, ServerProcess, register_process
+from tests.conftest import ServerProcess, register_process
+from tests.helpers.commands import cli_as
 
 
 def cli(
     settings: Settings, *args: str, url: str | None = None, token: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": url or settings.url}
-    env.pop("DOCKYARD_TOKEN", None)
-    if token is not None:
-        env["DOCKYARD_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=60,
-    )
+    return cli_as(settings.home, url or settings.url, *args, token=token)
 
 
 def test_a_paused_queue_keeps_its_jobs_until_resumed(client: dockyard.Client, start_worker) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from dockyard.settings import Settings
 from tests.conftest import dockyard_environ
+from tests.helpers.commands import run_dockyard
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,16 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 def run(
     settings: Settings, *args: str, input: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    env = dockyard_environ(settings)
-    return subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        input=input,
-        timeout=timeout,
-    )
+    return run_dockyard(dockyard_environ(settings), *args, input=input, timeout=timeout)
 
 
 def ok(settings: Settings, *args: str, input: str | None = None) -> str:

@@ -13,7 +13,6 @@ import asyncio
 import os
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,10 +26,9 @@ from dockyard.errors import ValidationError
 from dockyard.policy import ALL_EXECUTORS
 from dockyard.settings import Settings
 from dockyard.storage import ClaimRequest, open_storage
-from dockyard.storage.postgres import PostgresStorage
-from dockyard.storage.postgres.jobs import claim_sql
-from dockyard.storage.sqlite import SQLiteStorage
-from tests.conftest import REPO, ServerProcess, register_process, suite_settings
+from tests.conftest import ServerProcess, register_process, suite_settings
+from tests.helpers.commands import run_dockyard
+from tests.helpers.plans import postgres_claim_plans, sqlite_claim_plans
 
 KNOWN = ", ".join(ALL_EXECUTORS)
 
@@ -43,14 +41,7 @@ def dockyard_command(
     env = {**os.environ, "DOCKYARD_HOME": str(settings.home), "DOCKYARD_URL": settings.url}
     env.pop("DOCKYARD_EXECUTORS", None)
     env.pop("DOCKYARD_LOG_DIR", None)
-    return subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=timeout,
-    )
+    return run_dockyard(env, *args, timeout=timeout)
 
 
 def test_a_postgres_worker_leaves_process_jobs_to_a_worker_that_offers_process(
@@ -217,71 +208,24 @@ def test_a_postgres_claim_of_some_kinds_still_walks_the_claim_order_index(
 ) -> None:
     """20,000 runnable jobs, 95 % of a kind the worker does not offer: the claim filters them on
     the partial claim-order index walk, never by reading and sorting the backlog."""
-
-    async def plans() -> list[str]:
-        storage = PostgresStorage(postgres_url)
-        await storage.migrate()
-        conn = await psycopg.AsyncConnection.connect(postgres_url, autocommit=True)
-        async with conn:
-            await conn.execute(
-                "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
-                " max_attempts, created_at, not_before, executor)"
-                " SELECT 'j-' || g, 'x', 'x', 1, 'RUNNABLE', 'default', 1, now(), now(),"
-                " CASE WHEN g % 20 = 0 THEN 'docker' ELSE 'process' END"
-                " FROM generate_series(1, 20000) g"
-            )
-            await conn.execute("ANALYZE jobs")
-            now = datetime.now(UTC)
-            found = []
-            for queues in (None, ("default",), ("default", "other")):
-                request = ClaimRequest(
-                    worker_id="w",
-                    queues=queues,
-                    limit=16,
-                    now=now,
-                    lease_until=now,
-                    executors=("docker", "http", "lambda"),
-                )
-                sql, args = claim_sql(request)
-                rows = await (await conn.execute("EXPLAIN " + sql, args)).fetchall()
-                found.append("\n".join(row[0] for row in rows))
-        await storage.close()
-        return found
-
-    for plan in asyncio.run(plans()):
+    backlog = (
+        "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
+        " max_attempts, created_at, not_before, executor)"
+        " SELECT 'j-' || g, 'x', 'x', 1, 'RUNNABLE', 'default', 1, now(), now(),"
+        " CASE WHEN g % 20 = 0 THEN 'docker' ELSE 'process' END"
+        " FROM generate_series(1, 20000) g"
+    )
+    web = ("docker", "http", "lambda")
+    for plan in postgres_claim_plans(postgres_url, [backlog], limit=16, executors=web):
         assert "Index Scan using jobs_claim_order on jobs j" in plan, plan
         assert "executor = ANY ('{docker,http,lambda}'::text[])" in plan, plan
         assert "Sort Key: j.priority" not in plan, plan
 
 
 def test_a_sqlite_claim_of_some_kinds_still_walks_the_claim_order_index(tmp_path: Path) -> None:
-    async def plans() -> list[str]:
-        storage = SQLiteStorage(tmp_path / "dockyard.db")
-        await storage.migrate()
-        statements: list[str] = []
-        await storage.database.run(lambda db: db.set_trace_callback(statements.append))
-        now = datetime.now(UTC)
-        for queues in (None, ("a",), ("a", "b")):
-            request = ClaimRequest(
-                worker_id="w", queues=queues, limit=4, now=now, lease_until=now, executors=("http",)
-            )
-            await storage.jobs.claim(request)
-            await storage.jobs.next_runnable_at(queues, ("http",))
-        code = [
-            "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
-            for sql in statements
-        ]
-        hot = [sql for sql in code if sql.startswith(("UPDATE jobs SET state", "SELECT j."))]
-        steps = await storage.database.run(
-            lambda db: [
-                (sql, " | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")))
-                for sql in hot
-            ]
-        )
-        await storage.close()
-        return [f"{sql}\n{plan}" for sql, plan in steps]
-
-    found = asyncio.run(plans())
+    found = [
+        f"{sql}\n{plan}" for sql, plan in sqlite_claim_plans(tmp_path / "dockyard.db", ("http",))
+    ]
     assert len(found) == 6
     for plan in found:
         assert "j.executor IN ('http')" in plan, plan

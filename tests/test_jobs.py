@@ -21,8 +21,8 @@ from dockyard.domain.retry import RetryPolicy
 from dockyard.settings import Settings
 from dockyard.storage.ports import ClaimRequest
 from dockyard.storage.sqlite.migrator import apply_migrations, schema_sql
-from dockyard.storage.sqlite.store import SQLiteStorage
 from tests.conftest import FakeClock, ServerProcess, register_process, wait_until
+from tests.helpers.plans import sqlite_claim_plans
 
 SCHEMA = Path(__file__).parent.parent / "src/dockyard/storage/sqlite/schema.sql"
 
@@ -57,31 +57,7 @@ def test_claims_walk_indexes_instead_of_sorting_the_backlog(tmp_path: Path) -> N
     """A plan that sorts every runnable job, or scans finished ones for the group check, costs
     each claim time in proportion to the backlog or the history: it must not come back."""
 
-    async def plans() -> list[str]:
-        storage = SQLiteStorage(tmp_path / "dockyard.db")
-        await storage.migrate()
-        statements: list[str] = []
-        await storage.database.run(lambda db: db.set_trace_callback(statements.append))
-        now = datetime.now(UTC)
-        for queues in (None, ("a",), ("a", "b")):
-            request = ClaimRequest(worker_id="w", queues=queues, limit=4, now=now, lease_until=now)
-            await storage.jobs.claim(request)
-            await storage.jobs.next_runnable_at(queues)
-        # Each statement opens with the comment lines that document it in sql/jobs.sql.
-        code = [
-            "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
-            for sql in statements
-        ]
-        hot = [sql for sql in code if sql.startswith(("UPDATE jobs SET state", "SELECT j."))]
-        steps = await storage.database.run(
-            lambda db: [
-                " | ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}")) for sql in hot
-            ]
-        )
-        await storage.close()
-        return steps
-
-    found = asyncio.run(plans())
+    found = [plan for _, plan in sqlite_claim_plans(tmp_path / "dockyard.db")]
     assert len(found) == 6
     for plan in found:
         assert "TEMP B-TREE" not in plan, plan

@@ -23,6 +23,7 @@ from dockyard.storage.postgres import PostgresStorage
 from dockyard.storage.postgres.jobs import claim_sql
 from dockyard.storage.postgres.migrator import apply_migrations, schema_sql
 from tests.conftest import WorkerThread, register_process, suite_settings
+from tests.helpers.plans import postgres_claim_plans
 
 SCHEMA = Path(__file__).parent.parent / "src/dockyard/storage/postgres/schema.sql"
 
@@ -59,39 +60,21 @@ def test_claims_read_the_backlog_not_the_history(postgres_url: str) -> None:
     """With 50,000 finished jobs and a few runnable ones, the claim walks the partial claim-order
     index and checks groups through the open-groups index: no scan of the jobs table, whose
     cost would grow with the history."""
+    history = (
+        "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
+        " group_key, max_attempts, created_at, not_before, stopped_at)"
+        " SELECT 'old-' || g, 'x', 'x', 1, 'SUCCEEDED', 'default',"
+        " CASE WHEN g % 2 = 0 THEN 'g' || (g % 100) END, 1, now(), now(), now()"
+        " FROM generate_series(1, 50000) g"
+    )
+    backlog = (
+        "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
+        " group_key, max_attempts, created_at, not_before)"
+        " SELECT 'new-' || g, 'x', 'x', 1, 'RUNNABLE', 'default', 'g' || (g % 10), 1,"
+        " now(), now() FROM generate_series(1, 20) g"
+    )
 
-    async def plans() -> list[str]:
-        storage = PostgresStorage(postgres_url)
-        await storage.migrate()
-        conn = await psycopg.AsyncConnection.connect(postgres_url, autocommit=True)
-        async with conn:
-            await conn.execute(
-                "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
-                " group_key, max_attempts, created_at, not_before, stopped_at)"
-                " SELECT 'old-' || g, 'x', 'x', 1, 'SUCCEEDED', 'default',"
-                " CASE WHEN g % 2 = 0 THEN 'g' || (g % 100) END, 1, now(), now(), now()"
-                " FROM generate_series(1, 50000) g"
-            )
-            await conn.execute(
-                "INSERT INTO jobs (id, name, definition_name, definition_revision, state, queue,"
-                " group_key, max_attempts, created_at, not_before)"
-                " SELECT 'new-' || g, 'x', 'x', 1, 'RUNNABLE', 'default', 'g' || (g % 10), 1,"
-                " now(), now() FROM generate_series(1, 20) g"
-            )
-            await conn.execute("ANALYZE jobs")
-            now = datetime.now(UTC)
-            found = []
-            for queues in (None, ("default",), ("default", "other")):
-                request = ClaimRequest(
-                    worker_id="w", queues=queues, limit=8, now=now, lease_until=now
-                )
-                sql, args = claim_sql(request)
-                rows = await (await conn.execute("EXPLAIN " + sql, args)).fetchall()
-                found.append("\n".join(row[0] for row in rows))
-        await storage.close()
-        return found
-
-    for plan in asyncio.run(plans()):
+    for plan in postgres_claim_plans(postgres_url, [history, backlog], limit=8):
         assert "Seq Scan on jobs" not in plan, plan
         assert "jobs_claim_order" in plan or "jobs_runnable" in plan, plan
         assert "jobs_open_groups" in plan, plan

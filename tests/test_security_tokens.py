@@ -20,8 +20,6 @@ import io
 import json
 import os
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,28 +36,12 @@ from dockyard.errors import StorageError
 from dockyard.logs import LocalLogStore
 from dockyard.settings import Settings, redacted_url, same_server
 from dockyard.storage import open_storage
-from tests.conftest import REPO, FakeClock, HttpServer, ServerProcess, register_process
+from tests.conftest import FakeClock, HttpServer, ServerProcess, register_process
+from tests.helpers.commands import cli_as
 
 
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}
-
-
-def cli(
-    home: Path, url: str, *args: str, token: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKYARD_HOME": str(home), "DOCKYARD_URL": url}
-    env.pop("DOCKYARD_TOKEN", None)
-    if token is not None:
-        env["DOCKYARD_TOKEN"] = token
-    return subprocess.run(
-        [sys.executable, "-m", "dockyard", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=60,
-    )
 
 
 @pytest.fixture
@@ -142,7 +124,7 @@ def test_publisher_is_a_role_of_the_facade_and_the_cli(settings: Settings) -> No
             await app.close()
 
     asyncio.run(scenario())
-    created = cli(
+    created = cli_as(
         settings.home, settings.url, "tokens", "create", "--role", "publisher", "--name", "hub",
         "-o", "json",
     )  # fmt: skip
@@ -235,28 +217,28 @@ def test_an_expired_token_gets_401_from_the_server(
 def test_the_cli_creates_expiring_tokens_and_lists_expiry_and_last_use(
     settings: Settings,
 ) -> None:
-    created = cli(
+    created = cli_as(
         settings.home, settings.url, "tokens", "create", "--role", "viewer", "--name", "dash",
         "--expires-in", "30d", "-o", "json",
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     expires_at = datetime.fromisoformat(json.loads(created.stdout)["expires_at"])
     assert abs(expires_at - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=1)
-    at = cli(
+    at = cli_as(
         settings.home, settings.url, "tokens", "create", "--role", "viewer", "--name", "until",
         "--expires-at", "2099-12-31T18:00:00+00:00",
     )  # fmt: skip
     assert at.returncode == 0, at.stderr
-    bad = cli(
+    bad = cli_as(
         settings.home, settings.url, "tokens", "create", "--role", "viewer", "--name", "x",
         "--expires-in", "soon",
     )  # fmt: skip
     assert bad.returncode == 2 and "90s, 15m, 12h, 30d or 8w" in bad.stderr
-    listed = json.loads(cli(settings.home, settings.url, "tokens", "list", "-o", "json").stdout)
+    listed = json.loads(cli_as(settings.home, settings.url, "tokens", "list", "-o", "json").stdout)
     assert [t["name"] for t in listed] == ["dash", "until"]
     assert listed[1]["expires_at"].startswith("2099-12-31T18:00:00")
     assert all("last_used_at" in t for t in listed)
-    table = cli(settings.home, settings.url, "tokens", "list").stdout
+    table = cli_as(settings.home, settings.url, "tokens", "list").stdout
     assert "EXPIRES" in table and "LAST USED" in table and "2099-12-31" in table
 
 
@@ -317,8 +299,8 @@ def test_admins_read_the_trail_over_http_others_may_not(
 
 
 def test_the_cli_lists_the_trail(settings: Settings) -> None:
-    assert cli(settings.home, settings.url, "queues", "pause", "nightly").returncode == 0
-    listed = cli(settings.home, settings.url, "audit", "list", "-o", "json")
+    assert cli_as(settings.home, settings.url, "queues", "pause", "nightly").returncode == 0
+    listed = cli_as(settings.home, settings.url, "audit", "list", "-o", "json")
     assert listed.returncode == 0, listed.stderr
     (entry,) = json.loads(listed.stdout)
     assert (entry["token_id"], entry["operation"], entry["target"]) == (
@@ -326,7 +308,7 @@ def test_the_cli_lists_the_trail(settings: Settings) -> None:
         "queues.set_paused",
         "nightly",
     )
-    table = cli(settings.home, settings.url, "audit", "list").stdout
+    table = cli_as(settings.home, settings.url, "audit", "list").stdout
     assert "queues.set_paused" in table and "nightly" in table
 
 
@@ -345,12 +327,12 @@ def test_a_cancel_reason_with_markup_and_escapes_is_shown_as_plain_text(
         job = client.submit("report")
         client.cancel(job.id, reason=ATTACK)
     for args in (("jobs", "describe", job.id), ("jobs", "list")):
-        shown = cli(settings.home, settings.url, *args)
+        shown = cli_as(settings.home, settings.url, *args)
         assert shown.returncode == 0, shown.stderr
         assert "[/oops]" in shown.stdout and "gnp.exe" in shown.stdout
         assert not any(ch in shown.stdout for ch in "\x1b\x07\x9b\u202e"), repr(shown.stdout)
     as_json = json.loads(
-        cli(settings.home, settings.url, "jobs", "describe", job.id, "-o", "json").stdout
+        cli_as(settings.home, settings.url, "jobs", "describe", job.id, "-o", "json").stdout
     )
     assert as_json["status_reason"] == ATTACK  # JSON keeps the text exactly (escaped)
 
@@ -414,14 +396,14 @@ def test_the_home_token_is_not_sent_to_another_server(
         {"Content-Type": "application/problem+json"},
         b'{"status": 401, "title": "Unauthorized", "detail": "a bearer token is required"}',
     )
-    attempt = cli(home, http_server.url, "jobs", "list")
+    attempt = cli_as(home, http_server.url, "jobs", "list")
     assert attempt.returncode == 2
     assert [r.headers.get("Authorization") for r in http_server.received] == [None]
     assert f"{home / 'token'} belongs to http://127.0.0.1:8000" in attempt.stderr
     assert admin not in attempt.stderr
 
     # A token given explicitly is the user's choice: it is sent.
-    cli(home, http_server.url, "jobs", "list", token="dy_explicit")
+    cli_as(home, http_server.url, "jobs", "list", token="dy_explicit")
     assert http_server.received[-1].headers.get("Authorization") == "Bearer dy_explicit"
     # The server it was written for gets it, under any loopback name.
     for url in ("http://127.0.0.1:8000", "http://localhost:8000/"):
@@ -501,13 +483,13 @@ def test_redacted_url(url: str, shown: str) -> None:
 
 def test_errors_do_not_print_the_store_password(tmp_path: Path, postgres_server: str) -> None:
     home = tmp_path / "home"
-    typo = cli(home, "postgresq://dockyard:hunter2@127.0.0.1/jobs", "jobs", "list")
+    typo = cli_as(home, "postgresq://dockyard:hunter2@127.0.0.1/jobs", "jobs", "list")
     assert typo.returncode == 2 and "hunter2" not in typo.stderr
     assert "postgresq://dockyard:***@127.0.0.1/jobs" in typo.stderr
     # A reachable server (trust auth ignores the password) and a schema that does not exist.
     host = postgres_server.split("@", 1)[1]
     url = f"postgresql://postgres:hunter2@{host}?options=-csearch_path%3Dno_such_schema_26"
-    missing = cli(home, url, "jobs", "list")
+    missing = cli_as(home, url, "jobs", "list")
     assert missing.returncode == 2 and "hunter2" not in missing.stderr, missing.stderr
 
     async def read_unmigrated() -> str:
@@ -522,7 +504,7 @@ def test_errors_do_not_print_the_store_password(tmp_path: Path, postgres_server:
     message = asyncio.run(read_unmigrated())
     assert "no schema on the search_path" in message and "hunter2" not in message
     assert "postgres:***@" in message
-    unreachable = cli(home, "postgresql://postgres:hunter2@127.0.0.1:1/test", "jobs", "list")
+    unreachable = cli_as(home, "postgresql://postgres:hunter2@127.0.0.1:1/test", "jobs", "list")
     assert unreachable.returncode == 2 and "hunter2" not in unreachable.stderr
 
 

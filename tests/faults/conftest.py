@@ -8,6 +8,7 @@ from the outside (:mod:`tests.faults.runs`), never from Dockyard's own records a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -119,6 +120,15 @@ class Faults:
                 problems.append(f"job {job_id} ran {len(got)} time(s), not {want}: {shown}")
         return problems
 
+    def problems(
+        self, runs: Mapping[str, int] | int | None = None, *, outlived: list[str] | None = None
+    ) -> list[str]:
+        """What breaks the promise, as of now: ``outlived`` (the bodies found to outlive their
+        lease, checked by the test when it knew the leases), two runs of a job at once, a job
+        that did not succeed, and (given ``runs``) a job that ran another number of times."""
+        found = [*(outlived or []), *self.overlaps(), *self.states(JobState.SUCCEEDED)]
+        return found if runs is None else found + self.run_counts(runs)
+
     def probe(self) -> None:
         """Run one short job and wait for its end: the worker that takes it has finished
         starting up (it claims only after its start-up sweep). Not one of the test's jobs."""
@@ -215,6 +225,25 @@ def with_signal(process: WorkerProcess, sig: signal.Signals) -> None:
     """Send ``sig`` to the worker alone (not its process group)."""
     if process.proc.poll() is None:
         os.kill(process.pid, sig)
+
+
+@dataclass
+class Freeze:
+    #: ``time.monotonic()`` as the worker was sent SIGCONT (set as the block ends).
+    woke: float = 0.0
+
+
+@contextlib.contextmanager
+def frozen(process: WorkerProcess) -> Iterator[Freeze]:
+    """The worker stopped (SIGSTOP) for the block, and continued (SIGCONT) after it, even when
+    the block fails: a frozen worker must not outlive its test."""
+    freeze = Freeze()
+    with_signal(process, signal.SIGSTOP)
+    try:
+        yield freeze
+    finally:
+        freeze.woke = time.monotonic()
+        with_signal(process, signal.SIGCONT)
 
 
 def unique_name() -> str:

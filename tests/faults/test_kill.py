@@ -12,14 +12,13 @@ stopped (they resume with it): it must end its process as it wakes.
 
 from __future__ import annotations
 
-import signal
 import time
 from typing import Any
 
-from dockyard import Client, JobState
+from dockyard import Client
 from dockyard.runtime.leases import EXIT_UNSTOPPABLE
 from tests.conftest import wait_until
-from tests.faults.conftest import LEADING, LEASE, Faults, register_bodies, with_signal
+from tests.faults.conftest import LEADING, LEASE, Faults, frozen, register_bodies
 
 FIRST = 30.0  # a first run: killed long before it could end
 LATER = 0.3  # the rescue's run
@@ -43,12 +42,7 @@ def test_a_sigkilled_worker_takes_its_programs_and_their_children_with_it(
     leases = faults.leases(ids)
     faults.wait_ended()
 
-    problems = (
-        faults.outlived(leases)
-        + faults.overlaps()
-        + faults.states(JobState.SUCCEEDED)
-        + faults.run_counts(2)
-    )
+    problems = faults.problems(2, outlived=faults.outlived(leases))
     assert not problems, "\n".join(problems)
 
 
@@ -73,12 +67,7 @@ def test_a_sigkilled_worker_s_containers_stop_within_the_lease(
     leases = faults.leases(ids)
     faults.wait_ended()
 
-    problems = (
-        faults.outlived(leases)
-        + faults.overlaps()
-        + faults.states(JobState.SUCCEEDED)
-        + faults.run_counts(2)
-    )
+    problems = faults.problems(2, outlived=faults.outlived(leases))
     assert not problems, "\n".join(problems)
 
 
@@ -96,25 +85,20 @@ def test_a_worker_frozen_past_its_lease_stops_its_programs_and_spoils_nothing(
         "coroutine", payload={"record": str(faults.record), "key": "blocker", "seconds": 60}
     )
     faults.runs.wait_for(lambda parts: any(p.key == "blocker" for p in parts), what="the blocker")
-    frozen = spawn(*_lease("--concurrency", "2"))
+    worker = spawn(*_lease("--concurrency", "2"))
     ids = faults.submit("program", 2, seconds=FIRST, later_seconds=LATER, grandchild=True)
     faults.wait_started(ids, parts=2)
 
-    with_signal(frozen, signal.SIGSTOP)
-    try:
+    with frozen(worker):
         leases = faults.leases(ids)
         client.cancel(blocker.id)
         faults.wait_ended()  # rescued and run again by the other worker
         outlived = faults.outlived(leases)
-    finally:
-        with_signal(frozen, signal.SIGCONT)
     # Back, the frozen worker finds its leases gone: it must neither run its bodies on beside
     # the rescue nor record an outcome over it. A graceful stop waits for whatever it does.
-    frozen.terminate(timeout=60)
+    worker.terminate(timeout=60)
 
-    problems = (
-        outlived + faults.overlaps() + faults.states(JobState.SUCCEEDED) + faults.run_counts(2)
-    )
+    problems = faults.problems(2, outlived=outlived)
     for job_id in ids:
         job = client.get(job_id)
         lost, rescued = job.attempts[0], job.attempts[-1]
@@ -129,29 +113,24 @@ def test_a_worker_frozen_past_its_lease_removes_its_containers_and_spoils_nothin
     faults = with_containers
     assert faults.containers is not None
     register_bodies(client, busybox_image)
-    frozen = spawn(*_lease("--concurrency", "1"))
+    worker = spawn(*_lease("--concurrency", "1"))
     (job_id,) = faults.submit("container", 1)
     faults.containers.wait_for(
         lambda parts: any(p.job == job_id for p in parts), what="the container to start"
     )
 
-    with_signal(frozen, signal.SIGSTOP)
-    try:
+    with frozen(worker):
         leases = faults.leases([job_id])
         faults.containers.wait_for(
             lambda parts: all(p.end is not None for p in parts if p.job == job_id),
             what="the container to stop while its worker is frozen",
         )
         outlived = faults.outlived(leases)
-    finally:
-        with_signal(frozen, signal.SIGCONT)
     # Back, the worker finds its lease lapsed: it hands the job back (or finds it rescued by
     # its own maintenance) and runs it again, one run after the other.
     faults.wait_ended()
 
-    problems = (
-        outlived + faults.overlaps() + faults.states(JobState.SUCCEEDED) + faults.run_counts(2)
-    )
+    problems = faults.problems(2, outlived=outlived)
     assert not problems, "\n".join(problems)
 
 
@@ -162,20 +141,16 @@ def test_a_worker_frozen_past_an_inline_function_s_lease_ends_itself_as_it_wakes
     # can act (docs/guarantees.md). The worker must end its process the moment it wakes to find
     # the lease lapsed, rather than let the thread run on beside a rescue.
     register_bodies(client)
-    frozen = spawn(*_lease("--concurrency", "1"))
+    worker = spawn(*_lease("--concurrency", "1"))
     (job_id,) = faults.submit("inline", 1, seconds=FIRST, later_seconds=LATER)
     faults.wait_started([job_id])
 
-    with_signal(frozen, signal.SIGSTOP)
-    try:
+    with frozen(worker) as freeze:
         (lease,) = faults.leases([job_id]).values()
         time.sleep(max(lease - time.time(), 0.0) + 0.5)  # the fault's length: past the lease
-    finally:
-        woke = time.monotonic()
-        with_signal(frozen, signal.SIGCONT)
 
-    assert frozen.proc.wait(timeout=30) == EXIT_UNSTOPPABLE, frozen.output()[-2000:]
-    took = time.monotonic() - woke
+    assert worker.proc.wait(timeout=30) == EXIT_UNSTOPPABLE, worker.output()[-2000:]
+    took = time.monotonic() - freeze.woke
     assert took < 2.0, f"the worker ended {took:.3f} s after it woke"
-    assert job_id in frozen.output()
+    assert job_id in worker.output()
     assert not faults.all_runs()[job_id][0].ended  # the thread did not run on to its end

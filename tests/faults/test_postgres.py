@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from dockyard import Client, JobState
+from dockyard import Client
 from dockyard.settings import Settings
 from tests.conftest import POSTGRES_URL, suite_settings, wait_until
 from tests.faults.conftest import LEASE, Faults, register_bodies, unique_name
@@ -98,7 +98,7 @@ def test_no_job_claimed_as_postgres_comes_back_is_fenced_and_run_twice(
     wait_until(_answers, timeout=60, what="PostgreSQL to accept connections again")
     faults.wait_ended(timeout=120)
 
-    problems = faults.overlaps() + faults.states(JobState.SUCCEEDED)
+    problems = faults.problems()
     # A job running when the database went down may be rescued and run again once it is back
     # (its end could not be written within its lease), but no job starts twice after that:
     # a claim made as the database comes back holds a lease that runs from the claim.
@@ -154,7 +154,7 @@ def test_a_worker_whose_backends_are_terminated_keeps_its_jobs(
     faults.wait_ended()
 
     # A connection lost and found again within the lease loses no lease: every body ran once.
-    problems = faults.overlaps() + faults.states(JobState.SUCCEEDED) + faults.run_counts(1)
+    problems = faults.problems(1)
     if worker.proc.poll() is not None:
         problems.append(f"the worker died: {worker.output()[-2000:]}")
     assert not problems, "\n".join(problems)
@@ -190,7 +190,7 @@ def test_a_worker_killed_between_its_claim_and_its_start_loses_no_job(
     spawn("--lease", str(LEASE))
     faults.wait_ended()
 
-    problems = faults.overlaps() + faults.states(JobState.SUCCEEDED) + faults.run_counts(1)
+    problems = faults.problems(1)
     job = client.get(job_id)
     if [a.reason for a in job.attempts] != ["Lost", None] or job.attempts[0].started_at:
         problems.append(f"job {job_id}: {job.attempts}")
@@ -221,5 +221,5 @@ def test_a_worker_cut_off_longer_than_its_lease_leaves_no_body_running_beside_a_
         time.sleep(0.02)  # the fault's pace: each new connection lives at most this long
     faults.wait_ended()
 
-    problems = faults.overlaps() + faults.states(JobState.SUCCEEDED)
+    problems = faults.problems()
     assert not problems, "\n".join(problems)

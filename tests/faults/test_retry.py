@@ -86,7 +86,7 @@ def test_a_timed_out_or_cancelled_thread_is_not_retried_while_it_runs(
     problems = _retry_while_running(faults, job_id, "thread-0")
     faults.wait_ended()
 
-    problems += faults.overlaps() + faults.states(JobState.SUCCEEDED) + faults.run_counts(2)
+    problems += faults.problems(2)
     first = client.get(job_id).attempts[0]
     if first.reason != ("Timeout" if how == "timeout" else "Cancelled"):
         problems.append(f"the first attempt ended as {first.reason}: {first}")
@@ -109,5 +109,5 @@ def test_a_cancelled_program_that_takes_a_moment_to_stop_is_not_retried_beside_i
     problems = _retry_while_running(faults, job_id, "program-0")
     faults.wait_ended()
 
-    problems += faults.overlaps() + faults.states(JobState.SUCCEEDED) + faults.run_counts(2)
+    problems += faults.problems(2)
     assert not problems, "\n".join(problems)

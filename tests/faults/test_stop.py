@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dockyard import Client, JobState
+from dockyard import Client
 from tests.faults.conftest import LEASE, Faults, register_bodies
 from tests.faults.runs import Part
 
@@ -39,7 +39,7 @@ def test_a_graceful_stop_waits_for_threads_and_hands_back_what_it_stopped(
     faults.wait_ended()
 
     runs = dict.fromkeys(threads, 1) | dict.fromkeys(coroutines + programs, 2)
-    problems = faults.overlaps() + faults.states(JobState.SUCCEEDED) + faults.run_counts(runs)
+    problems = faults.problems(runs)
     assert not problems, "\n".join(problems)
 
 
@@ -61,5 +61,5 @@ def test_a_graceful_stop_while_two_workers_drain_runs_no_body_twice(
     faults.wait_ended(timeout=120)
 
     # Not even one run after the other: every body ran once.
-    problems = faults.overlaps() + faults.states(JobState.SUCCEEDED) + faults.run_counts(1)
+    problems = faults.problems(1)
     assert not problems, "\n".join(problems)

@@ -9,8 +9,8 @@ import click
 
 from dockyard.cli.context import CliContext, output_option, pass_cli
 from dockyard.cli.render import print_json, print_table
-from dockyard.domain.documents import iso
-from dockyard.domain.tokens import Role, Token
+from dockyard.domain.documents import iso, token_document
+from dockyard.domain.tokens import Role
 
 __all__ = ["queues", "tokens", "workers"]
 
@@ -154,21 +154,9 @@ def create(
         name, role, expires_at=expires_at, expires_in=expires_in
     )
     if cli.json:
-        print_json({**_token_document(token), "secret": secret})
+        print_json({**token_document(token), "secret": secret})
     else:
         click.echo(secret)
-
-
-def _token_document(token: Token) -> dict[str, object]:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "role": token.role.value,
-        "created_at": iso(token.created_at),
-        "expires_at": iso(token.expires_at),
-        "last_used_at": iso(token.last_used_at),
-        "revoked_at": iso(token.revoked_at),
-    }
 
 
 @tokens.command("list")
@@ -176,7 +164,7 @@ def _token_document(token: Token) -> dict[str, object]:
 @pass_cli
 def list_tokens(cli: CliContext) -> None:
     """Every token: when it expires, when it was last used (to within a minute), if revoked."""
-    documents = [_token_document(token) for token in cli.client.tokens()]
+    documents = [token_document(token) for token in cli.client.tokens()]
     if cli.json:
         print_json(documents)
     else:

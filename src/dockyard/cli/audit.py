@@ -6,7 +6,7 @@ import click
 
 from dockyard.cli.context import CliContext, output_option, pass_cli
 from dockyard.cli.render import print_json, print_table
-from dockyard.domain.documents import iso
+from dockyard.domain.documents import audit_entry_document
 
 __all__ = ["audit"]
 
@@ -25,16 +25,7 @@ def list_entries(cli: CliContext, limit: int, before: int | None) -> None:
     """Newest first; page back with --before (the last ID shown). Direct access to the store is
     recorded as the token `local`."""
     documents = [
-        {
-            "id": entry.id,
-            "at": iso(entry.at),
-            "token_id": entry.token_id,
-            "token_name": entry.token_name,
-            "role": entry.role.value,
-            "operation": entry.operation,
-            "target": entry.target,
-        }
-        for entry in cli.client.audit(limit=limit, before=before)
+        audit_entry_document(entry) for entry in cli.client.audit(limit=limit, before=before)
     ]
     if cli.json:
         print_json(documents)

@@ -83,6 +83,11 @@ def _worker_options(fn: click.decorators.FC) -> click.decorators.FC:
     return fn
 
 
+def _log_at(level: int) -> None:
+    """Log to stderr from ``level`` up, each line with its time and logger."""
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
 def _config(
     queues: str | None,
     concurrency: int,
@@ -293,7 +298,7 @@ def worker(
     burst: bool,
 ) -> None:
     """Run jobs. SIGTERM or Ctrl-C stops claiming and lets running jobs finish."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _log_at(logging.INFO)
     config = _config(queues, concurrency, lease, shutdown_grace, burst, executors)
     asyncio.run(_serve(cli.settings, config, None, False))
 
@@ -306,9 +311,7 @@ def server(
 ) -> None:
     """Serve the HTTP API only (run workers apart with `dockyard worker`)."""
     tls = _tls(tls_cert, tls_key)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    _log_at(logging.WARNING)
     asyncio.run(_serve(cli.settings, None, (host, port), True, tls=tls))
 
 
@@ -330,9 +333,7 @@ def up(
 ) -> None:
     """Start the embedded Dockyard in one process: the HTTP API, a worker and the scheduler."""
     tls = _tls(tls_cert, tls_key)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    _log_at(logging.WARNING)
     config = _config(queues, concurrency, lease, shutdown_grace, False, executors)
     asyncio.run(_serve(cli.settings, config, (host, port), True, schedules=True, tls=tls))
 
@@ -342,7 +343,7 @@ def up(
 def scheduler(cli: CliContext) -> None:
     """Fire schedules and route events to rules. Run it on several hosts: one leads each,
     another takes over if it dies."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _log_at(logging.INFO)
     asyncio.run(_serve(cli.settings, None, None, False, schedules=True))
 
 

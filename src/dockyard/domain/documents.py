@@ -9,8 +9,10 @@ from typing import Any
 from dockyard.domain.definitions import definition_document, parse_definition
 from dockyard.domain.records import Attempt, Definition, Job, JobId, Overrides
 from dockyard.domain.states import DefinitionStatus, JobState
+from dockyard.domain.tokens import AuditEntry, Token
 
 __all__ = [
+    "audit_entry_document",
     "definition_summary",
     "iso",
     "job_document",
@@ -18,6 +20,7 @@ __all__ = [
     "parse_definition_document",
     "parse_job_document",
     "parse_overrides",
+    "token_document",
 ]
 
 
@@ -71,6 +74,32 @@ def definition_summary(definition: Definition) -> dict[str, Any]:
         "revision": definition.revision,
         "status": definition.status.value,
         "created_at": iso(definition.created_at),
+    }
+
+
+def token_document(token: Token) -> dict[str, Any]:
+    """A token as the CLI shows it and the API sends it (never its secret, which is not kept)."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role.value,
+        "created_at": iso(token.created_at),
+        "expires_at": iso(token.expires_at),
+        "last_used_at": iso(token.last_used_at),
+        "revoked_at": iso(token.revoked_at),
+    }
+
+
+def audit_entry_document(entry: AuditEntry) -> dict[str, Any]:
+    """An entry of the audit trail as the CLI shows it and the API sends it."""
+    return {
+        "id": entry.id,
+        "at": iso(entry.at),
+        "token_id": entry.token_id,
+        "token_name": entry.token_name,
+        "role": entry.role.value,
+        "operation": entry.operation,
+        "target": entry.target,
     }
 
 

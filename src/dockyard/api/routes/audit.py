@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from dockyard.api.auth import allowed
 from dockyard.api.routes.dependencies import App
-from dockyard.app import Audit, AuditEntry
+from dockyard.app import Audit
 from dockyard.app.audit import MAX_AUDIT_PAGE
-from dockyard.domain.documents import iso
+from dockyard.domain.documents import audit_entry_document
 
 __all__ = ["router"]
 
@@ -38,18 +38,6 @@ class AuditPage(BaseModel):
     next_cursor: int | None = Field(description="Pass as ?before= for the next (older) page")
 
 
-def _entry(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": iso(entry.at),
-        "token_id": entry.token_id,
-        "token_name": entry.token_name,
-        "role": entry.role.value,
-        "operation": entry.operation,
-        "target": entry.target,
-    }
-
-
 @router.get("/audit", response_model=AuditPage, dependencies=[allowed(Audit.list)])
 async def list_audit(
     app: App,
@@ -59,6 +47,6 @@ async def list_audit(
     """The audit trail, newest first (admins only)."""
     entries = await app.audit.list(limit=limit, before=before)
     return {
-        "entries": [_entry(entry) for entry in entries],
+        "entries": [audit_entry_document(entry) for entry in entries],
         "next_cursor": entries[-1].id if len(entries) == limit else None,
     }

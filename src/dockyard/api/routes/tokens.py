@@ -14,24 +14,12 @@ from fastapi import APIRouter
 from dockyard.api.auth import allowed
 from dockyard.api.routes.dependencies import App
 from dockyard.api.schemas import TokenCreated, TokenIn, TokenOut
-from dockyard.app import Token, Tokens
-from dockyard.domain.documents import iso
+from dockyard.app import Tokens
+from dockyard.domain.documents import token_document
 
 __all__ = ["router"]
 
 router = APIRouter()
-
-
-def _token(token: Token) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "role": token.role.value,
-        "created_at": iso(token.created_at),
-        "revoked_at": iso(token.revoked_at),
-        "expires_at": iso(token.expires_at),
-        "last_used_at": iso(token.last_used_at),
-    }
 
 
 @router.post(
@@ -45,14 +33,14 @@ async def create_token(body: TokenIn, app: App) -> dict[str, Any]:
     token, secret = await app.tokens.create(
         body.name, body.role, expires_at=body.expires_at, expires_in=expires_in
     )
-    return {**_token(token), "secret": secret}
+    return {**token_document(token), "secret": secret}
 
 
 @router.get("/tokens", response_model=list[TokenOut], dependencies=[allowed(Tokens.list)])
 async def list_tokens(app: App) -> list[dict[str, Any]]:
-    return [_token(token) for token in await app.tokens.list()]
+    return [token_document(token) for token in await app.tokens.list()]
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, dependencies=[allowed(Tokens.revoke)])
 async def revoke_token(token_id: str, app: App) -> dict[str, Any]:
-    return _token(await app.tokens.revoke(token_id))
+    return token_document(await app.tokens.revoke(token_id))
