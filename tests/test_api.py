@@ -54,6 +54,7 @@ LEAST_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/v1/jobs/{job_id}/cancel"): "operator",
     ("POST", "/v1/jobs/{job_id}/retry"): "operator",
     ("GET", "/v1/jobs/{job_id}/logs"): "viewer",
+    ("GET", "/v1/jobs/{job_id}/outputs"): "viewer",
     ("GET", "/v1/schedules"): "viewer",
     ("POST", "/v1/schedules"): "operator",
     ("GET", "/v1/schedules/{name}"): "viewer",
@@ -636,3 +637,32 @@ def test_pages_follow_next_cursor_newest_first_each_job_once(api: httpx.Client) 
 
     assert [len(page) for page in pages] == [10, 10, 5]
     assert [job_id for page in pages for job_id in page] == submitted[::-1]
+
+
+def test_definition_inputs_and_outputs_register_and_read_back_over_http(api: httpx.Client) -> None:
+    """A definition's ``inputs``/``outputs`` go in over HTTP and come back from GET; kinds
+    without a work directory refuse them by name; a payload missing a placeholder's field is
+    refused at submit, naming the input."""
+    inputs = [{"from": "s3://subs/${payload.id}.zip", "to": "src", "unpack": "zip"}]
+    outputs = [{"path": "report/*.json", "to": "s3://results/${job.id}/", "when": "always"}]
+    registered = register(api, "grade", "sh", "run.sh", inputs=inputs, outputs=outputs)
+    assert registered["inputs"] == inputs and registered["outputs"] == outputs
+    shown = api.get("/v1/definitions/grade/active").json()
+    assert shown["inputs"] == inputs and shown["outputs"] == outputs
+    assert api.get("/v1/definitions").json()[0]["inputs"] == inputs
+
+    # A definition without them shows empty lists, not missing fields.
+    assert register(api, "plain", "true")["inputs"] == []
+
+    # http jobs have no work directory: refused, naming the field.
+    http_job = {"name": "hook", "executor": "http", "url": "https://example.com/", "inputs": inputs}
+    problem = problem_of(api.post("/v1/definitions", json=http_job), 422)
+    assert problem["field"] == "inputs" and "process and docker" in problem["detail"]
+    # A bad input is refused by its own field.
+    bad = {"name": "bad", "command": ["true"], "inputs": [{"from": "ftp://x/y"}]}
+    assert problem_of(api.post("/v1/definitions", json=bad), 422)["field"] == "inputs[0].from"
+
+    # Submit: the payload must hold what the placeholders name.
+    problem = problem_of(api.post("/v1/jobs", json={"definition": "grade", "payload": {}}), 422)
+    assert problem["field"] == "inputs[0].from" and "payload.id" in problem["detail"]
+    submit(api, "grade", payload={"id": "alice"})

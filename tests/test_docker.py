@@ -580,3 +580,45 @@ def test_ecs_capabilities_and_user_are_imported_and_privileged_is_refused() -> N
     }
     with pytest.raises(ValidationError, match=r"^cap_add\[0\]: SYS_ADMIN cannot be added"):
         parse_definition(definition_from_batch(batch)[0])
+
+
+@pytest.mark.sqlite_only
+def test_a_container_gets_its_inputs_in_its_workdir_bind_mounted(
+    client: Client,
+    settings: Settings,
+    docker_client: Any,
+    busybox_image: str,
+    docker_worker: Any,
+    s3_bucket: str,
+) -> None:
+    """The work directory, its S3 input fetched in, is the container's working directory
+    (``/work`` when the definition names none), writable by a user other than the worker's; it
+    is removed after the attempt. S3 is moto's emulator (see tests/conftest.py)."""
+    import io
+    import zipfile
+
+    import boto3
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("src/hello.txt", "hello from s3\n")
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=s3_bucket, Key="in/p1.zip", Body=archive.getvalue())
+    s3.close()
+    register_docker(
+        client,
+        "graded",
+        busybox_image,
+        "sh",
+        "-c",
+        "cat src/hello.txt && pwd && id -u && echo made > src/made.txt && cat src/made.txt",
+        user="1000:1000",
+        inputs=[{"from": f"s3://{s3_bucket}/in/${{payload.id}}.zip"}],
+    )
+    job = client.wait(client.submit("graded", payload={"id": "p1"}).id, timeout=60)
+    log = client.logs(job.id)
+    assert job.state is JobState.SUCCEEDED, (job.status_reason, log)
+    assert "hello from s3\n/work\n1000\nmade\n" in log
+    work = settings.home / "work"
+    assert work.is_dir() and list(work.iterdir()) == []  # removed after the attempt
+    assert containers_of(docker_client, job.id) == []

@@ -24,7 +24,9 @@ __all__ = [
     "DefinitionOut",
     "JobIn",
     "JobOut",
+    "JobOutputOut",
     "JobPage",
+    "OutputOut",
     "QueueOut",
     "ScheduleIn",
     "ScheduleOut",
@@ -97,6 +99,12 @@ class DefinitionIn(_Strict, _ExecutorFieldsIn):
     log_max_bytes: int | None = None
     parameters: dict[str, str] | None = None
     description: str | None = None
+    inputs: list[dict[str, Any]] | None = Field(
+        default=None, description="Files fetched into the work directory before each attempt"
+    )
+    outputs: list[dict[str, Any]] | None = Field(
+        default=None, description="Files uploaded from the work directory after each attempt"
+    )
 
 
 class DefinitionOut(_ExecutorFieldsOut):
@@ -113,6 +121,8 @@ class DefinitionOut(_ExecutorFieldsOut):
     log_max_bytes: int
     parameters: dict[str, str]
     description: str
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    outputs: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class JobIn(_Strict):
@@ -134,6 +144,21 @@ class BatchIn(_Strict):
     jobs: list[JobIn] = Field(min_length=1, max_length=1000)
 
 
+class OutputOut(BaseModel):
+    """One output file an attempt uploaded."""
+
+    uri: str
+    size: int
+    sha256: str
+    path: str
+
+
+class JobOutputOut(OutputOut):
+    """One output file of a job, with the attempt that uploaded it."""
+
+    attempt: int
+
+
 class AttemptOut(BaseModel):
     number: int
     worker: str
@@ -144,6 +169,7 @@ class AttemptOut(BaseModel):
     stopped_at: str | None
     counted: bool
     image: str | None = None
+    outputs: list[OutputOut] = Field(default_factory=list)
 
 
 class JobOut(BaseModel):

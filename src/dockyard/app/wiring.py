@@ -66,6 +66,9 @@ def build_core(settings: Settings, storage: Storage, clock: Clock | None = None)
                 store_id=store_identity(settings.url),
                 http_allowed_hosts=settings.http_allowed_hosts,
                 policy=policy,
+                work_root=settings.home / "work",
+                # The embedded setup's worker is its user's: file:// inputs read their files.
+                input_allow_files=settings.url.startswith("sqlite"),
             )
         )
 

@@ -126,6 +126,13 @@ def print_job(job: Job, as_json: bool) -> None:
                 for a in job.attempts
             ],
         )
+    outputs = [(a.number, o) for a in job.attempts for o in a.outputs]
+    if outputs:
+        print()
+        print_table(
+            ("ATTEMPT", "OUTPUT", "URI", "SIZE", "SHA256"),
+            [(number, o.path, o.uri, o.size, o.sha256) for number, o in outputs],
+        )
 
 
 def print_schedules(schedules: Sequence[Schedule], as_json: bool) -> None:

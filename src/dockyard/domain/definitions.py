@@ -32,6 +32,7 @@ from dockyard.domain.records import (
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_QUEUE,
     DefinitionSpec,
+    ProcessSpec,
     Resources,
 )
 from dockyard.domain.retry import (
@@ -44,6 +45,13 @@ from dockyard.domain.retry import (
     is_valid_reason_glob,
 )
 from dockyard.domain.specs.registry import executor_kind, kind_of
+from dockyard.domain.staging import (
+    check_work_path,
+    input_document,
+    output_document,
+    parse_inputs,
+    parse_outputs,
+)
 from dockyard.errors import ValidationError
 
 __all__ = [
@@ -79,6 +87,8 @@ COMMON_FIELDS = frozenset(
         "log_max_bytes",
         "parameters",
         "description",
+        "inputs",
+        "outputs",
     }
 )
 
@@ -125,8 +135,12 @@ def parse_definition(doc: Mapping[str, Any]) -> DefinitionSpec:
     for key in doc:
         if key not in COMMON_FIELDS and key not in kind.fields:
             raise ValidationError(str(key), f"is not a field of a {kind.name} definition")
+    executor = kind.parse(doc)
+    inputs = parse_inputs(doc.get("inputs") or [])
+    outputs = parse_outputs(doc.get("outputs") or [])
+    _check_staging(kind.name, executor, inputs, outputs)
     return DefinitionSpec(
-        executor=kind.parse(doc),
+        executor=executor,
         environment=parse_environment(doc.get("environment", {}), "environment"),
         resources=_parse_resources(doc.get("resources", {})),
         timeout_seconds=optional(doc, "timeout", check_timeout),
@@ -136,7 +150,29 @@ def parse_definition(doc: Mapping[str, Any]) -> DefinitionSpec:
         log_max_bytes=optional(doc, "log_max_bytes", _log_cap) or DEFAULT_LOG_MAX_BYTES,
         parameters=string_map(doc.get("parameters", {}), "parameters"),
         description=string(doc.get("description", ""), "description"),
+        inputs=inputs,
+        outputs=outputs,
     )
+
+
+#: The kinds whose attempts run in a work directory (a process's cwd, a container's bind mount)
+#: and start in STARTING, when inputs are fetched. http and lambda jobs have no files; python
+#: jobs are claimed straight to RUNNING and run in the worker (or a child sharing its cwd).
+STAGING_KINDS = ("process", "docker")
+
+
+def _check_staging(
+    kind: str, executor: object, inputs: tuple[object, ...], outputs: tuple[object, ...]
+) -> None:
+    for field, items in (("inputs", inputs), ("outputs", outputs)):
+        if items and kind not in STAGING_KINDS:
+            raise ValidationError(
+                field, f"is only for process and docker definitions, not a {kind} definition"
+            )
+    # A process with inputs or outputs runs in its work directory: its working_dir is a folder
+    # inside it (a container's working_dir is where the work directory is mounted).
+    if (inputs or outputs) and isinstance(executor, ProcessSpec) and executor.working_dir:
+        check_work_path(executor.working_dir, "working_dir", glob=False)
 
 
 def parse_environment(value: object, field: str) -> dict[str, str]:
@@ -245,6 +281,10 @@ def definition_document(name: str, spec: DefinitionSpec) -> dict[str, Any]:
         parameters=dict(spec.parameters),
         description=spec.description,
     )
+    if spec.inputs:
+        doc["inputs"] = [input_document(item) for item in spec.inputs]
+    if spec.outputs:
+        doc["outputs"] = [output_document(item) for item in spec.outputs]
     return doc
 
 

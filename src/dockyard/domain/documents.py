@@ -8,6 +8,7 @@ from typing import Any
 
 from dockyard.domain.definitions import definition_document, parse_definition
 from dockyard.domain.records import Attempt, Definition, Job, JobId, Overrides
+from dockyard.domain.staging import output_record_document, output_record_from
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.domain.tokens import AuditEntry, Token
 
@@ -39,6 +40,7 @@ def attempt_document(attempt: Attempt) -> dict[str, Any]:
         "stopped_at": iso(attempt.stopped_at),
         "counted": attempt.counted,
         "image": attempt.image,
+        "outputs": [output_record_document(item) for item in attempt.outputs],
     }
 
 
@@ -172,6 +174,7 @@ def parse_job_document(doc: Mapping[str, Any]) -> Job:
                 status_reason=a["status_reason"],
                 counted=a["counted"],
                 image=a.get("image"),
+                outputs=tuple(output_record_from(item) for item in a.get("outputs") or ()),
             )
             for a in doc["attempts"]
         ),

@@ -27,6 +27,7 @@ from dockyard.domain.records import (
     Overrides,
     ProcessSpec,
 )
+from dockyard.domain.staging import check_placeholders
 from dockyard.domain.states import DefinitionStatus
 from dockyard.errors import ConflictError, ValidationError
 
@@ -110,6 +111,7 @@ def new_job(request: SubmitRequest, definition: Definition, now: datetime) -> Ne
     if encoded is not None and len(encoded) > MAX_PAYLOAD_BYTES:
         raise ValidationError("payload", f"must be at most {MAX_PAYLOAD_BYTES} bytes of JSON")
     spec = definition.spec
+    check_placeholders(spec.inputs, spec.outputs, request.payload)
     command = request.command
     if command is not None:
         if isinstance(spec.executor, ProcessSpec):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from dockyard.domain.records import JSON
+from dockyard.domain.staging import OutputRecord
 
 __all__ = ["Outcome", "OutcomeKind"]
 
@@ -34,6 +35,8 @@ class Outcome:
     retryable: bool = True
     #: Seconds the other side asked to wait before a retry (HTTP ``Retry-After``).
     retry_after: float | None = None
+    #: The output files uploaded after the attempt (kept on the attempt).
+    outputs: tuple[OutputRecord, ...] = ()
 
     def with_retry(self, retryable: bool, retry_after: float | None = None) -> Outcome:
         """This outcome, saying whether a retry can help and when the other side wants it."""

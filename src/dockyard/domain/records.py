@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Literal, NewType, Protocol, TypeAlias
 
 from dockyard.domain.retry import RetryPolicy
+from dockyard.domain.staging import InputSpec, OutputRecord, OutputSpec
 from dockyard.domain.states import DefinitionStatus, JobState
 
 __all__ = [
@@ -187,6 +188,10 @@ class DefinitionSpec:
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     parameters: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    #: Files fetched into the attempt's work directory before it runs (domain/staging.py).
+    inputs: tuple[InputSpec, ...] = ()
+    #: Files uploaded from the work directory after the attempt.
+    outputs: tuple[OutputSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +233,8 @@ class Attempt:
     counted: bool = True
     #: The container image that ran, as ``reference@digest`` (docker jobs).
     image: str | None = None
+    #: The output files uploaded after the attempt (``outputs`` of the definition).
+    outputs: tuple[OutputRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from dockyard.domain.outcomes import Outcome, OutcomeKind
 from dockyard.domain.records import Job, JobId
 from dockyard.domain.retry import ExitAction, RetryPolicy, backoff_delay, matching_rule
+from dockyard.domain.staging import OutputRecord
 from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 
 __all__ = [
@@ -98,6 +99,8 @@ class AttemptEnd:
     counted: bool = True
     #: The container image that ran, as ``reference@digest``.
     image: str | None = None
+    #: The output files uploaded after the attempt.
+    outputs: tuple[OutputRecord, ...] = ()
     #: The attempt's body never began (handed back before it ran): a start its claim wrote is
     #: voided, and so is the job's when it was this attempt's.
     unstarted: bool = False
@@ -175,6 +178,7 @@ def after_outcome(
         reason=outcome.reason,
         status_reason=outcome.status_reason,
         image=outcome.image,
+        outputs=outcome.outputs,
     )
 
     def finish(to: JobState, updates: Mapping[str, object]) -> Transition:

@@ -56,6 +56,9 @@ from dockyard.policy import WorkerPolicy
 
 __all__ = ["DockerExecutor"]
 
+#: Where a container's work directory is mounted when the definition names no ``working_dir``.
+CONTAINER_WORKDIR = "/work"
+
 log = logging.getLogger("dockyard.docker")
 
 LABEL_JOB = "dockyard.job-id"
@@ -196,8 +199,11 @@ class DockerExecutor:
                 **context.environment(),
                 **payload_variables(context, CONTAINER_PAYLOAD_PATH),
             },
-            "volumes": {str(payload): {"bind": CONTAINER_PAYLOAD_PATH, "mode": "ro"}},
-            "working_dir": spec.working_dir,
+            "volumes": {
+                str(payload): {"bind": CONTAINER_PAYLOAD_PATH, "mode": "ro"},
+                **self._workdir_volume(spec, context),
+            },
+            "working_dir": _working_dir(spec, context),
             "user": spec.user,
             # Nothing but what the definition names; setuid programs gain nothing.
             "cap_drop": ["ALL"],
@@ -223,6 +229,13 @@ class DockerExecutor:
         return client.containers.create(
             spec.image, **{k: v for k, v in options.items() if v is not None}
         )
+
+    @staticmethod
+    def _workdir_volume(spec: DockerSpec, context: ExecutionContext) -> dict[str, Any]:
+        """The attempt's work directory (inputs, outputs), read-write at the working directory."""
+        if context.workdir is None:
+            return {}
+        return {str(context.workdir): {"bind": _working_dir(spec, context), "mode": "rw"}}
 
     async def _supervise(self, container: Any, context: ExecutionContext) -> Outcome:
         await asyncio.to_thread(container.start)
@@ -391,3 +404,10 @@ def _root_refusal(spec: DockerSpec, image: Any) -> str | None:
         shown = user or "the image's default, root"
         return f"The definition requires a non-root user; the container would run as {shown}"
     return None
+
+
+def _working_dir(spec: DockerSpec, context: ExecutionContext) -> str | None:
+    """``working_dir``; with a work directory and none given, :data:`CONTAINER_WORKDIR`."""
+    if context.workdir is None:
+        return spec.working_dir
+    return spec.working_dir or CONTAINER_WORKDIR

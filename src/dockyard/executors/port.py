@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from dockyard.domain.outcomes import Outcome
@@ -30,6 +31,7 @@ __all__ = [
     "Executor",
     "LeavesThingsBehind",
     "Leftover",
+    "begins_itself",
     "lease_key",
     "starts_at_once",
 ]
@@ -46,6 +48,10 @@ def _nobody_waits(body: asyncio.Future[Outcome]) -> None:
 
 def _nobody_asks(call: asyncio.Future[Any]) -> None:
     """The default :attr:`ExecutionContext.threads`: the caller does not ask."""
+
+
+def _begun() -> None:
+    """The default :attr:`ExecutionContext.begin`: the caller wrote the start itself."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +71,12 @@ class ExecutionContext:
     lingering: Callable[[asyncio.Future[Outcome]], None] = _nobody_waits
     #: Told of a body that runs on a thread (see :meth:`runs_on_thread`); the worker's callback.
     threads: Callable[[asyncio.Future[Any]], None] = _nobody_asks
+    #: Called by an executor that :func:`begins_itself` once it has prepared the attempt
+    #: (fetched its inputs) and its body starts: the worker then writes the job RUNNING.
+    begin: Callable[[], None] = _begun
+    #: The attempt's work directory (its inputs fetched in), or None: the process's cwd, a
+    #: container's bind-mounted working directory (:mod:`dockyard.executors.workdirs`).
+    workdir: Path | None = None
 
     @property
     def lease(self) -> str:
@@ -107,6 +119,14 @@ def starts_at_once(executor: Executor) -> bool:
     image, fetches inputs), or says nothing, has its jobs claimed STARTING and written RUNNING
     as their attempts begin."""
     return getattr(executor, "starts_at_once", False) is True
+
+
+def begins_itself(executor: Executor | None) -> bool:
+    """Whether ``executor`` prepares an attempt before its body starts (fetches inputs while the
+    job is STARTING) and calls :attr:`ExecutionContext.begin` when the body starts: it says so
+    with a class attribute ``begins_itself = True``. The worker then writes the start only
+    when told, and an attempt that ends before (a failed fetch) ends from STARTING."""
+    return getattr(executor, "begins_itself", False) is True
 
 
 @runtime_checkable

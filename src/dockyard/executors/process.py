@@ -112,11 +112,21 @@ class ProcessExecutor:
             return await run_process(
                 argv,
                 env=env,
-                cwd=spec.working_dir,
+                cwd=_cwd(spec, context),
                 context=context,
                 pass_fds=payload.descriptors,
                 run_as=self._run_as,
             )
+
+
+def _cwd(spec: ProcessSpec, context: ExecutionContext) -> str | None:
+    """``working_dir``; in a work directory (inputs, outputs), a folder inside it (made when
+    missing: register time has checked it stays inside)."""
+    if context.workdir is None:
+        return spec.working_dir
+    cwd = context.workdir / (spec.working_dir or ".")
+    cwd.mkdir(parents=True, exist_ok=True)
+    return str(cwd)
 
 
 async def run_process(

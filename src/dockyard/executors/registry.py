@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dockyard.executors.docker import DockerExecutor
 from dockyard.executors.http import HttpExecutor, LambdaExecutor
 from dockyard.executors.port import Executor
 from dockyard.executors.process import ProcessExecutor, resolve_run_as
 from dockyard.executors.python import PythonExecutor
+from dockyard.executors.workdirs import StagedContainers, StagedExecutor, Staging
 from dockyard.policy import WorkerPolicy
 
 __all__ = [
@@ -52,6 +54,14 @@ class ExecutorOptions:
     #: What jobs may reach beyond that (private addresses, host network, registries, the user
     #: programs run as…).
     policy: WorkerPolicy = field(default_factory=WorkerPolicy)
+    #: Where attempts with inputs or outputs get their work directories (``<home>/work``);
+    #: None: such attempts fail (``NoWorkDirectory``).
+    work_root: Path | None = None
+    #: Whether ``file://`` inputs may read the worker host's files.
+    input_allow_files: bool = False
+
+    def staging(self) -> Staging:
+        return Staging(self.work_root, policy=self.policy, allow_files=self.input_allow_files)
 
 
 #: Builds one kind's executor from the options and the executors built before it.
@@ -59,7 +69,10 @@ ExecutorFactory = Callable[[ExecutorOptions, Mapping[str, Executor]], Executor]
 
 
 def _process(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:
-    return ProcessExecutor(options.job_environment, run_as=resolve_run_as(options.policy.run_as))
+    run_as = resolve_run_as(options.policy.run_as)
+    inner = ProcessExecutor(options.job_environment, run_as=run_as)
+    owner = None if run_as is None else (run_as.uid, run_as.gid)
+    return StagedExecutor(inner, options.staging(), owner=owner)
 
 
 def _python(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:
@@ -72,12 +85,13 @@ def _python(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor
 
 
 def _docker(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:
-    return DockerExecutor(
+    inner = DockerExecutor(
         options.engine_environment,
         store=options.store_id,
         credentials=options.credentials,
         policy=options.policy,
     )
+    return StagedContainers(inner, options.staging())
 
 
 def _http(options: ExecutorOptions, built: Mapping[str, Executor]) -> Executor:

@@ -82,6 +82,8 @@ class Running:
     lease_until: datetime | None = None
     #: The body was started: the fence stops only started bodies.
     started: bool = False
+    #: The write of the start (STARTING → RUNNING), once the body begins.
+    start: asyncio.Future[bool] | None = None
     #: The renewal of a lease that the claim wrote nearly spent, before the start.
     renewal: asyncio.Future[Renewal] | None = None
     #: A body that outlives the attempt's outcome (:meth:`ExecutionContext.linger`).

@@ -44,14 +44,9 @@ from dockyard.domain.jobs import effective_spec
 from dockyard.domain.outcomes import Outcome, OutcomeKind
 from dockyard.domain.records import Definition, DefinitionSpec, Job, JobId
 from dockyard.domain.states import TERMINAL_STATES, JobState
-from dockyard.executors.port import (
-    Closes,
-    ExecutionContext,
-    Executor,
-    LeavesThingsBehind,
-    starts_at_once,
-)
+from dockyard.executors.port import Closes, Executor, LeavesThingsBehind, starts_at_once
 from dockyard.logs.port import LogStore
+from dockyard.runtime.attempts import run_attempt
 from dockyard.runtime.leases import LeaseKeeper, Running
 from dockyard.runtime.leftovers import LeftoverSweep
 from dockyard.runtime.maintenance import Maintenance
@@ -89,6 +84,13 @@ class WorkerConfig:
 def _stop_unless_started(start: asyncio.Future[bool], running: Running) -> None:
     if start.cancelled() or start.exception() is not None or not start.result():
         running.cancelled.set()
+
+
+def _never_started() -> asyncio.Future[bool]:
+    """A start that was never needed: the attempt ends as it is."""
+    never: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    never.set_result(True)
+    return never
 
 
 class Worker(Service):
@@ -290,9 +292,10 @@ class Worker(Service):
                 return
             definition = await self._definition(job)
             spec = effective_spec(definition, job)
-            started = self._start(running)
             running.started = True
             outcome = await self._run_attempt(job, spec, running)
+            # No start: the attempt ended before its body began (a failed fetch), from STARTING.
+            started = running.start or _never_started()
             if started.done() and started.exception() is None and not started.result():
                 # The cancel that beat the start also closed the attempt; its lease stays ours
                 # until the body has ended.
@@ -423,38 +426,23 @@ class Worker(Service):
             log.warning("could not let go of the lease of job %s: %s", running.job.id, error)
 
     async def _run_attempt(self, job: Job, spec: DefinitionSpec, running: Running) -> Outcome:
-        """Run one attempt through its executor; an executor's bug becomes a failed attempt."""
         executor = self._executors.get(spec.executor.kind)
-        if executor is None:
-            return Outcome.failed(
-                reason="NoExecutor",
-                status_reason=f"This worker has no {spec.executor.kind} executor",
-            )
         if isinstance(executor, LeavesThingsBehind):
             self.leftovers.busy = True  # its engine is swept at every round while it is used
-        sink = self._logs.open(job.id, job.attempt_count, spec.log_max_bytes)
-        context = ExecutionContext(
+
+        def begin() -> None:  # the body starts: write the start (once)
+            if running.start is None:
+                running.start = self._start(running)
+
+        return await run_attempt(
+            executor,
             job=job,
-            attempt=job.attempt_count,
             spec=spec,
-            log=sink,
-            cancelled=running.cancelled,
+            running=running,
+            logs=self._logs,
             worker_id=self.id,
-            lingering=running.linger,
-            threads=running.runs_on_thread,
+            begin=begin,
         )
-        try:
-            return await executor.run(context)
-        except Exception as error:  # an executor bug must not kill the worker
-            log.exception("executor failed on job %s", job.id)
-            return Outcome.failed(
-                reason="ExecutorError", status_reason=f"{type(error).__name__}: {error}"
-            )
-        finally:
-            if running.body is not None and not running.body.done():
-                running.body.add_done_callback(lambda _: sink.close())  # it still prints
-            else:
-                sink.close()
 
     async def _apply(self, transition: transitions.Transition) -> bool:
         """Apply a transition together with the others made meanwhile: one write for many jobs.

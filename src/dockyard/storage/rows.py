@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,10 +14,11 @@ from dockyard.domain.documents import overrides_document, parse_overrides
 from dockyard.domain.records import Attempt, Definition, Job, JobId, NewJob, Overrides
 from dockyard.domain.rules import Invocation, InvocationState, Rule, RuleSpec, parse_rule
 from dockyard.domain.scheduling import Schedule, ScheduleSpec, parse_schedule
+from dockyard.domain.staging import OutputRecord, output_record_document, output_record_from
 from dockyard.domain.states import DefinitionStatus, JobState
 from dockyard.domain.tokens import Role, Token
 
-__all__ = ["RowReader", "new_job_columns", "new_job_record"]
+__all__ = ["RowReader", "new_job_columns", "new_job_record", "outputs_json"]
 
 
 class Row(Protocol):
@@ -89,6 +90,9 @@ class RowReader:
             status_reason=row["status_reason"],
             counted=bool(row["counted"]),
             image=row["image"],
+            outputs=tuple(
+                output_record_from(item) for item in self.maybe_json(row["outputs"]) or ()
+            ),
         )
 
     def schedule(self, row: Row) -> Schedule:
@@ -196,3 +200,8 @@ def new_job_columns(job: NewJob) -> tuple[str | None, str, str]:
     )
     parameters = json.dumps(dict(job.parameters)) if job.parameters else "{}"
     return payload, overrides, parameters
+
+
+def outputs_json(outputs: Sequence[OutputRecord]) -> str | None:
+    """An attempt's output records as stored (a JSON list), or None when there are none."""
+    return json.dumps([output_record_document(item) for item in outputs]) if outputs else None

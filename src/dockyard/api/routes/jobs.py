@@ -25,13 +25,14 @@ from fastapi.responses import StreamingResponse
 from dockyard.api.auth import allowed, caller
 from dockyard.api.problems import problem, problem_response
 from dockyard.api.routes.dependencies import App
-from dockyard.api.schemas import BatchIn, BatchOut, CancelIn, JobIn, JobOut, JobPage
+from dockyard.api.schemas import BatchIn, BatchOut, CancelIn, JobIn, JobOut, JobOutputOut, JobPage
 from dockyard.api.streams import FollowSlots, SlotStream
 from dockyard.app import Jobs, Logs
 from dockyard.domain.documents import job_document
 from dockyard.domain.fields import MAX_DEPTH, too_deep
 from dockyard.domain.jobs import SubmitRequest
 from dockyard.domain.records import Job
+from dockyard.domain.staging import output_record_document
 from dockyard.domain.states import JobState
 from dockyard.domain.tokens import Token
 from dockyard.errors import ValidationError
@@ -136,6 +137,21 @@ async def get_job(
 async def attempts(job_id: str, app: App) -> list[dict[str, Any]]:
     attempts: list[dict[str, Any]] = _job(await app.jobs.get(job_id))["attempts"]
     return attempts
+
+
+@router.get(
+    "/jobs/{job_id}/outputs",
+    response_model=list[JobOutputOut],
+    dependencies=[allowed(Jobs.get)],
+)
+async def outputs(job_id: str, app: App) -> list[dict[str, Any]]:
+    """The output files the job's attempts uploaded (URI, size, SHA-256, path), oldest first."""
+    job = await app.jobs.get(job_id)
+    return [
+        {**output_record_document(item), "attempt": attempt.number}
+        for attempt in job.attempts
+        for item in attempt.outputs
+    ]
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, dependencies=[allowed(Jobs.cancel)])

@@ -21,6 +21,7 @@ from dockyard.domain.records import JobId
 from dockyard.domain.transitions import Transition
 from dockyard.storage.postgres.database import Conn
 from dockyard.storage.queries import Queries
+from dockyard.storage.rows import outputs_json
 from dockyard.storage.sql import UPDATABLE_COLUMNS
 
 __all__ = ["apply_all"]
@@ -163,6 +164,7 @@ async def _attempts(conn: Conn, applied: Sequence[Transition]) -> None:
                 "status_reasons": [end.status_reason for end in closing if end],
                 "counted": [end.counted for end in closing if end],
                 "images": [end.image for end in closing if end],
+                "outputs": [outputs_json(end.outputs) for end in closing if end],
                 "unstarted": [end.unstarted for end in closing if end],
             },
         )

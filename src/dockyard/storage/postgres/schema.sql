@@ -12,6 +12,7 @@ CREATE TABLE attempts (
     status_reason text,
     counted boolean NOT NULL DEFAULT true,
     image text,
+    outputs jsonb,
     CONSTRAINT attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES jobs(id) ON DELETE CASCADE,
     CONSTRAINT attempts_pkey PRIMARY KEY (job_id, number)
 );

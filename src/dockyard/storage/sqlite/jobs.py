@@ -25,7 +25,7 @@ from dockyard.domain.states import ACTIVE_STATES, TERMINAL_STATES, JobState
 from dockyard.domain.transitions import CLAIM, CLAIM_STARTED, Transition
 from dockyard.storage.ports import ClaimRequest, Heartbeat, InsertedJob, JobQuery
 from dockyard.storage.ports.jobs import LeaseEnd
-from dockyard.storage.rows import new_job_columns, new_job_record
+from dockyard.storage.rows import new_job_columns, new_job_record, outputs_json
 from dockyard.storage.sql import UPDATABLE_COLUMNS, list_jobs_sql
 from dockyard.storage.sqlite.database import (
     ROWS,
@@ -322,6 +322,7 @@ def _apply_one(db: sqlite3.Connection, transition: Transition) -> bool:
                 end.status_reason,
                 int(end.counted),
                 end.image,
+                outputs_json(end.outputs),
                 int(end.unstarted),
                 transition.job_id,
                 transition.job_id,

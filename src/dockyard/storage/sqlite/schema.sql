@@ -52,7 +52,7 @@ CREATE TABLE attempts (
     exit_code      INTEGER,
     reason         TEXT,
     status_reason  TEXT,
-    counted        INTEGER NOT NULL DEFAULT 1, image TEXT,
+    counted        INTEGER NOT NULL DEFAULT 1, image TEXT, outputs TEXT,
     PRIMARY KEY (job_id, number)
 ) WITHOUT ROWID;
 

@@ -140,11 +140,13 @@ SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true);
 UPDATE attempts a
 SET stopped_at = v.stopped_at, exit_code = v.exit_code, reason = v.reason,
     status_reason = v.status_reason, counted = v.counted, image = v.image,
+    outputs = v.outputs::jsonb,
     started_at = CASE WHEN v.unstarted THEN NULL ELSE a.started_at END
 FROM unnest(%(job_ids)s::text[], %(stopped_at)s::timestamptz[], %(exit_codes)s::int[],
             %(reasons)s::text[], %(status_reasons)s::text[], %(counted)s::bool[],
-            %(images)s::text[], %(unstarted)s::bool[])
-     AS v(job_id, stopped_at, exit_code, reason, status_reason, counted, image, unstarted)
+            %(images)s::text[], %(outputs)s::text[], %(unstarted)s::bool[])
+     AS v(job_id, stopped_at, exit_code, reason, status_reason, counted, image, outputs,
+          unstarted)
 JOIN jobs j ON j.id = v.job_id
 WHERE a.job_id = j.id AND a.number = j.attempt_count AND a.stopped_at IS NULL;
 

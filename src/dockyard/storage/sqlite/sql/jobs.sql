@@ -136,10 +136,11 @@ AND (lease_expires_at IS NULL OR lease_expires_at < ?)
 -- name: close_attempt
 -- Close the job's current attempt, if still open: run after the transition that ends it applied.
 -- An unstarted end (a claim handed back before its body began) voids the start its claim wrote.
--- stopped_at, exit_code, reason, status_reason, counted, image, unstarted, job id, job id.
+-- stopped_at, exit_code, reason, status_reason, counted, image, outputs, unstarted, job id,
+-- job id.
 UPDATE attempts
 SET stopped_at = ?, exit_code = ?, reason = ?, status_reason = ?, counted = ?, image = ?,
-    started_at = CASE WHEN ? THEN NULL ELSE started_at END
+    outputs = ?, started_at = CASE WHEN ? THEN NULL ELSE started_at END
 WHERE job_id = ? AND number = (SELECT attempt_count FROM jobs WHERE id = ?)
 AND stopped_at IS NULL
 
