@@ -38,6 +38,7 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from dockyard.domain.fields import mapping
 from dockyard.errors import DockyardError, ValidationError
 
 __all__ = [
@@ -177,17 +178,8 @@ def _list(value: object, field: str, most: int) -> Sequence[object]:
     return value
 
 
-def _keys(value: object, field: str, keys: frozenset[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValidationError(field, "must be a mapping")
-    for key in value:
-        if key not in keys:
-            raise ValidationError(f"{field}.{key}", f"is not a field of {field}")
-    return value
-
-
 def _parse_input(value: object, field: str) -> InputSpec:
-    doc = _keys(value, field, frozenset({"from", "to", "unpack", "limits"}))
+    doc = mapping(value, field, frozenset({"from", "to", "unpack", "limits"}))
     source = check_url(doc.get("from"), f"{field}.from", _INPUT_SCHEMES)
     if source.startswith(("s3://", "file://")) and urlsplit(source).path.strip("/") == "":
         raise ValidationError(f"{field}.from", f"{source!r} must name an object or a file")
@@ -206,7 +198,7 @@ def _parse_input(value: object, field: str) -> InputSpec:
 
 
 def _parse_limits(value: object, field: str) -> ArchiveLimits:
-    doc = _keys(value, field, frozenset(_LIMIT_RANGES))
+    doc = mapping(value, field, frozenset(_LIMIT_RANGES))
     found: dict[str, Any] = {}
     for key, (low, high) in _LIMIT_RANGES.items():
         if key not in doc:
@@ -223,7 +215,7 @@ def _parse_limits(value: object, field: str) -> ArchiveLimits:
 
 
 def _parse_output(value: object, field: str) -> OutputSpec:
-    doc = _keys(value, field, frozenset({"path", "to", "when"}))
+    doc = mapping(value, field, frozenset({"path", "to", "when"}))
     path = check_work_path(doc.get("path"), f"{field}.path", glob=True)
     to = check_url(doc.get("to"), f"{field}.to", _OUTPUT_SCHEMES)
     when = doc.get("when", "success")

@@ -19,12 +19,11 @@ refused again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from fnmatch import fnmatchcase
 
 from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import DockerSpec
 from dockyard.domain.specs.docker import image_registry, normal_registry
-from dockyard.executors.environment import NEVER_CREDENTIALS
+from dockyard.executors.request_signing import CredentialRefused, Credentials
 from dockyard.policy import POLICY_ENVIRONMENT, WorkerPolicy
 
 __all__ = ["Refused", "admit"]
@@ -75,16 +74,17 @@ def _credential(name: str | None, policy: WorkerPolicy, credentials: Mapping[str
     """The value of credential variable ``name`` ("" when none is named)."""
     if name is None:
         return ""
-    variable = POLICY_ENVIRONMENT["credential_env"]
-    allowed = any(fnmatchcase(name, pattern) for pattern in policy.credential_env)
-    if allowed and not any(fnmatchcase(name, pattern) for pattern in NEVER_CREDENTIALS):
-        if name in credentials:
-            return credentials[name]
+    try:  # a password leaves in clear: only what credential_env lists, never SigV4's defaults
+        value = Credentials(credentials, policy.credential_env).get(name)
+    except CredentialRefused:
+        variable = POLICY_ENVIRONMENT["credential_env"]
+        raise Refused(
+            "CredentialDenied",
+            f"registry_password_env names {name}, which is not a credential this worker allows"
+            f" (credential_env, {variable})",
+        ) from None
+    if value is None:
         raise Refused(
             "NoSecret", f"registry_password_env names {name}, which is not set on this worker"
         )
-    raise Refused(
-        "CredentialDenied",
-        f"registry_password_env names {name}, which is not a credential this worker allows"
-        f" (credential_env, {variable})",
-    )
+    return value
