@@ -37,6 +37,9 @@ from dockyard.runtime import Worker
 from dockyard.settings import Settings
 from dockyard.storage.postgres import with_search_path
 
+#: ``run`` and ``runner``, for the suites that drive async ports directly.
+pytest_plugins = ["tests.helpers.loops"]
+
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "DOCKYARD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

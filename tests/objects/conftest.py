@@ -12,32 +12,12 @@ in tests/storage/: the project has no pytest-asyncio.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
 import pytest
 
 from dockyard.objects import ObjectStore, open_object_store
-
-T = TypeVar("T")
-
-
-class Run(Protocol):
-    """Run a coroutine to its end on the test's event loop and return its result."""
-
-    def __call__(self, coroutine: Coroutine[Any, Any, T], /) -> T: ...
-
-
-@pytest.fixture
-def runner() -> Iterator[asyncio.Runner]:
-    with asyncio.Runner() as loop_runner:
-        yield loop_runner
-
-
-@pytest.fixture
-def run(runner: asyncio.Runner) -> Run:
-    return runner.run
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -22,7 +22,7 @@ from dockyard.objects import (
     ObjectStore,
     ObjectStoreError,
 )
-from tests.objects.conftest import Run
+from tests.helpers.loops import Run
 
 MiB = 1 << 20
 

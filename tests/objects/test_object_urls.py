@@ -15,7 +15,7 @@ from dockyard.objects import open_object_store, parse_object_url
 from dockyard.objects.local import LocalObjectStore
 from dockyard.objects.s3 import S3ObjectStore
 from dockyard.settings import Settings
-from tests.objects.conftest import Run
+from tests.helpers.loops import Run
 
 
 @pytest.mark.parametrize(

@@ -15,34 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
 
 import pytest
 
 from dockyard.domain.records import Definition
 from dockyard.storage import Storage, open_storage
+from tests.helpers.loops import Run
 from tests.storage.records import T0, definition_spec
-
-T = TypeVar("T")
-
-
-class Run(Protocol):
-    """Run a coroutine to its end on the test's event loop and return its result."""
-
-    def __call__(self, coroutine: Coroutine[Any, Any, T], /) -> T: ...
-
-
-@pytest.fixture
-def runner() -> Iterator[asyncio.Runner]:
-    with asyncio.Runner() as loop_runner:
-        yield loop_runner
-
-
-@pytest.fixture
-def run(runner: asyncio.Runner) -> Run:
-    return runner.run
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dockyard.domain.tokens import AuditEntry, Role
 from dockyard.storage import Storage
 from dockyard.storage.ports import AuditQuery
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import at
 
 

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from dockyard.domain.records import Definition
 from dockyard.storage import Storage
-from tests.storage.conftest import Run, elapsed
+from tests.helpers.loops import Run
+from tests.storage.conftest import elapsed
 from tests.storage.records import job
 
 TIMEOUT = 5.0

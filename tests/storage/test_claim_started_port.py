@@ -13,7 +13,7 @@ from dockyard.domain.outcomes import Outcome
 from dockyard.domain.records import Definition, Job, JobId
 from dockyard.domain.states import JobState
 from dockyard.storage import Storage
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import LEASE, T0, at, claim_request, finish, job, rule
 
 AT_ONCE = ("python", "http", "lambda")

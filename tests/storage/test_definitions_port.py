@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dockyard.domain.records import Definition
 from dockyard.domain.states import DefinitionStatus
 from dockyard.storage import Storage
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import T0, at, definition_spec
 
 ACTIVE, INACTIVE = DefinitionStatus.ACTIVE, DefinitionStatus.INACTIVE

@@ -10,7 +10,7 @@ from dockyard.domain.events import Event
 from dockyard.domain.records import Definition
 from dockyard.domain.rules import InvocationState
 from dockyard.storage import InvocationUpdate, NewInvocation, Storage, StoredEvent
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import T0, at, claim_request, definition_spec, event, job, rule
 
 TWO_TARGETS = [

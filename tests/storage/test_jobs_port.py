@@ -18,7 +18,7 @@ from dockyard.domain.retry import RetryPolicy
 from dockyard.domain.states import JobState
 from dockyard.storage import Fire, Heartbeat, JobQuery, Storage
 from dockyard.storage.ports.jobs import LeaseEnd
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import (
     LEASE,
     T0,

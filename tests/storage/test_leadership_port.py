@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dockyard.storage import Storage
-from tests.storage.conftest import Run, eventually
+from tests.helpers.loops import Run
+from tests.storage.conftest import eventually
 
 
 def test_one_store_leads_a_role_and_another_takes_over_when_it_closes(

@@ -7,7 +7,7 @@ from dataclasses import replace
 from dockyard.domain import transitions
 from dockyard.domain.records import Definition
 from dockyard.storage import QueueInfo, Storage, WorkerInfo
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import T0, at, claim_request, job
 
 

@@ -11,7 +11,7 @@ from dockyard.domain.records import Definition
 from dockyard.domain.rules import InvocationState
 from dockyard.domain.transitions import cancel
 from dockyard.storage import NewInvocation, Storage
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import at, claim_request, event, job, rule
 
 THROTTLED, REFUSED = InvocationState.THROTTLED, InvocationState.REFUSED

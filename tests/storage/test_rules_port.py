@@ -9,7 +9,7 @@ from datetime import datetime
 
 from dockyard.domain.rules import Invocation, InvocationState, parse_rule
 from dockyard.storage import InvocationUpdate, NewInvocation, Storage
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import T0, at, event, rule
 
 PENDING, DELIVERED, DEAD = InvocationState.PENDING, InvocationState.DELIVERED, InvocationState.DEAD

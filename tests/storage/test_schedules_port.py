@@ -12,7 +12,7 @@ from dockyard.domain.jobs import new_job
 from dockyard.domain.records import Definition, Job, JobId, NewJob
 from dockyard.domain.scheduling import Schedule, parse_schedule
 from dockyard.storage import Fire, JobQuery, Storage
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import T0, at, rule, schedule
 
 GRACE = timedelta(minutes=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dockyard.storage import Capabilities, Storage
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 
 
 def test_migrations_apply_once_whichever_store_asks(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dockyard.domain.tokens import Role, Token, generate_secret, hash_secret
 from dockyard.storage import Storage
-from tests.storage.conftest import Run
+from tests.helpers.loops import Run
 from tests.storage.records import T0, at
 
 
